@@ -1,0 +1,17 @@
+"""blis: simulate LLM inference serving (vLLM-V1-style instances, pluggable latency models).
+
+    import blis
+    cfg = blis.SimConfig(model="llama-2-7b", hardware="H100", tp=1,
+                         workload=blis.Workload.preset("chatbot", rate=10, num_requests=500, seed=42))
+    res = blis.simulate(cfg)
+    res.summary, res.requests, res.steps
+"""
+
+from blis.config import EngineConfig, SimConfig
+from blis.result import SimResult
+from blis.simulate import simulate
+from blis.workload.request_table import RequestTable
+from blis.workload.spec import Workload
+
+__all__ = ["EngineConfig", "SimConfig", "SimResult", "Workload", "RequestTable", "simulate"]
+__version__ = "0.1.0"

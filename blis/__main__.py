@@ -1,0 +1,5 @@
+import sys
+
+from blis.cli import main
+
+sys.exit(main())

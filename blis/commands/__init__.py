@@ -1,0 +1,11 @@
+"""CLI subcommands: each module here has ``register(subparsers)`` adding one ``python -m blis NAME``."""
+
+COMMAND_MODULES = (
+    "run",
+    "roofline",
+    "bench_data",
+    "kernels",
+    "replay",
+    "validate",
+    "calibrate",
+)

@@ -1,0 +1,159 @@
+"""A serving instance as a SimPy process: one event per engine step.
+
+Requests reach the instance at their *enter* time (arrival plus the API server's queueing delay) and join
+the scheduler's WAITING queue at the next ``schedule()`` (a step already running finishes first, as in
+vLLM's busy loop). The instance then loops: schedule, ask the latency model for the step's duration,
+sleep that long, apply the step's outcome.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Optional
+
+import simpy
+
+from blis.config import EngineConfig
+from blis.engine.block_keys import BlockKeys
+from blis.engine.scheduler import Scheduler
+from blis.engine.timeline import RequestLog, StepLog
+from blis.latency.base import LatencyModel
+
+
+class Instance:
+    """One vLLM-V1 engine on the shared SimPy environment."""
+
+    def __init__(self, env: simpy.Environment, index: int, engine: EngineConfig, num_blocks: int,
+                 model: LatencyModel, block_keys: BlockKeys, log: RequestLog, input_tokens: list,
+                 output_tokens: list, enter_us: list) -> None:
+        self.env = env
+        self.index = index
+        self.engine = engine
+        self.model = model
+        self.log = log
+        self.steps = StepLog()
+        self.scheduler = Scheduler(engine, num_blocks, block_keys, log, input_tokens, output_tokens)
+        self._input = input_tokens
+        self._enter_us = enter_us
+        self._max_len = engine.max_model_len
+        self._pending: list[tuple[int, int]] = []  # heap of (enter_us, request index)
+        self._bulk: list[int] = []  # requests given up front, in enter order
+        self._bulk_pos = 0
+        self._wake: Optional[simpy.Event] = None
+        self._closed = False  # no more requests will be pushed
+        self.num_routed = 0
+        self.in_flight = 0  # routed here but not yet entered (still in the API server)
+        self._sched_us = int(model.scheduling_processing_time_us())
+        self._preempt_us = int(model.preemption_processing_time_us())
+        self.process = env.process(self._run())
+
+    # ------------------------------------------------------------- feeding
+    def assign_all(self, order: list[int]) -> None:
+        """Give the instance every request up front (single instance), ``order`` sorted by enter time."""
+        self._bulk = order
+        self._bulk_pos = 0
+        self.num_routed += len(order)
+        self.in_flight += len(order)
+        self._closed = True
+
+    def push(self, idx: int) -> None:
+        """Route request ``idx`` here now (cluster router); it enters at its enter time."""
+        heapq.heappush(self._pending, (self._enter_us[idx], idx))
+        self.num_routed += 1
+        self.in_flight += 1
+        self.log.instance[idx] = self.index
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def close(self) -> None:
+        """No more requests will be routed here."""
+        self._closed = True
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def _admit_entered(self, now: int) -> None:
+        sched = self.scheduler
+        bulk = self._bulk
+        pos = self._bulk_pos
+        enter = self._enter_us
+        max_len = self._max_len
+        n = len(bulk)
+        while pos < n and enter[bulk[pos]] <= now:
+            idx = bulk[pos]
+            pos += 1
+            self.in_flight -= 1
+            if max_len is not None and self._input[idx] >= max_len:
+                self.log.on_rejected(idx)
+            else:
+                sched.add_request(idx)
+        self._bulk_pos = pos
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            idx = heapq.heappop(pending)[1]
+            self.in_flight -= 1
+            if max_len is not None and self._input[idx] >= max_len:
+                self.log.on_rejected(idx)
+            else:
+                sched.add_request(idx)
+
+    def _next_enter(self) -> Optional[int]:
+        t = None
+        if self._bulk_pos < len(self._bulk):
+            t = self._enter_us[self._bulk[self._bulk_pos]]
+        if self._pending and (t is None or self._pending[0][0] < t):
+            t = self._pending[0][0]
+        return t
+
+    # ---------------------------------------------------------------- loop
+    def _run(self):
+        env = self.env
+        sched = self.scheduler
+        model = self.model
+        steps = self.steps
+        pool = sched.pool
+        sched_us = self._sched_us
+        preempt_us = self._preempt_us
+        step_time = model.step_time_us
+        while True:
+            now = int(env.now)
+            self._admit_entered(now)
+            if not sched.has_work:
+                nxt = self._next_enter()
+                if nxt is None and self._closed:
+                    return
+                self._wake = env.event()
+                if nxt is None:
+                    yield self._wake
+                else:
+                    yield env.any_of([env.timeout(nxt - now), self._wake]) if not self._closed else \
+                        env.timeout(nxt - now)
+                self._wake = None
+                continue
+            batch = sched.schedule()
+            if batch.num_prefill_tokens + batch.num_decode_tokens == 0:
+                raise RuntimeError(f"instance {self.index}: a step scheduled no tokens (engine stuck)")
+            duration = int(step_time(batch)) + sched_us + preempt_us * sched.step_preemptions
+            if duration < 1:
+                if duration < 0:
+                    raise ValueError(f"latency model {model.name!r} returned a negative step time "
+                                     f"({duration} us) for {batch}")
+                duration = 1  # a step always takes some time; keeps simulated time moving
+            steps.add(now, duration, batch.num_prefill_tokens, batch.num_decode_tokens,
+                      batch.num_decode_tokens + len(batch.prefill_chunks), pool.num_blocks - pool.num_free,
+                      sched.step_preemptions, len(sched.waiting))
+            yield env.timeout(duration)
+            sched.finish_step()
+
+    # --------------------------------------------------------------- state
+    @property
+    def queue_depth(self) -> int:
+        return len(self.scheduler.waiting)
+
+    @property
+    def num_running(self) -> int:
+        return len(self.scheduler.running)
+
+    @property
+    def kv_utilization(self) -> float:
+        pool = self.scheduler.pool
+        return (pool.num_blocks - pool.num_free) / pool.num_blocks

@@ -1,0 +1,134 @@
+"""Paged KV cache with prefix caching: a pool of fixed-size blocks, a hash map of cached full blocks, and
+an LRU queue of free blocks (vLLM V1's `BlockPool` / `FreeKVCacheBlockQueue`).
+
+A block has no numeric id here. A *cached* block is named by its content key (a tuple of ints, see
+`blis.engine.block_keys`); a block that nobody can ever hit is anonymous (``None``). The free queue keeps
+vLLM's order: blocks never used come first, then blocks in the order they were freed, a request's blocks
+tail-first. Allocation pops from the front, evicting a cached block's key as it is reused (lazy eviction).
+
+The queue is a deque of *runs* (one list per release) so that freeing a request's blocks is one append and
+allocating n blocks slices lists in C rather than looping in Python.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Hashable, Optional
+
+BlockKey = Optional[Hashable]
+
+
+class BlockPool:
+    """Counts and prefix-cache state of one instance's KV blocks (all sizes in blocks)."""
+
+    __slots__ = ("num_blocks", "num_free", "_fresh", "_runs", "_cached", "_ref", "hits", "queries")
+
+    def __init__(self, num_blocks: int) -> None:
+        self.num_blocks = num_blocks
+        self.num_free = num_blocks
+        self._fresh = num_blocks  # never-used blocks, at the front of the free queue
+        self._runs: deque[list] = deque()  # released blocks, front = evicted first
+        # key -> the run (list) holding it while free, or None while some request holds it
+        self._cached: dict = {}
+        self._ref: dict = {}  # key -> number of requests holding the cached block
+        self.hits = 0  # blocks served from the cache (prefix-cache hit counters)
+        self.queries = 0  # blocks looked up
+
+    @property
+    def num_used(self) -> int:
+        return self.num_blocks - self.num_free
+
+    def num_cached_hits(self, keys: list, max_blocks: int) -> tuple[int, int]:
+        """Length of the longest cached prefix of ``keys`` (at most ``max_blocks``), and how many of those
+        blocks are currently free (taking them uses free blocks, as in vLLM)."""
+        cached = self._cached
+        n = 0
+        free_hits = 0
+        limit = min(max_blocks, len(keys))
+        while n < limit:
+            key = keys[n]
+            if key is None or key not in cached:
+                break
+            if cached[key] is not None:
+                free_hits += 1
+            n += 1
+        return n, free_hits
+
+    def touch(self, keys: list, n: int) -> None:
+        """Take the first ``n`` cached blocks of ``keys`` for a request (prefix hit)."""
+        cached = self._cached
+        ref = self._ref
+        for i in range(n):
+            key = keys[i]
+            run = cached[key]
+            if run is not None:  # free: leave the LRU queue
+                run.remove(key)
+                cached[key] = None
+                self.num_free -= 1
+                ref[key] = 1
+            else:
+                ref[key] += 1
+
+    def allocate(self, n: int) -> None:
+        """Take ``n`` blocks from the front of the free queue (caller checked ``num_free``)."""
+        self.num_free -= n
+        fresh = self._fresh
+        if n <= fresh:
+            self._fresh = fresh - n
+            return
+        n -= fresh
+        self._fresh = 0
+        runs = self._runs
+        cached = self._cached
+        ref = self._ref
+        while n:
+            run = runs[0]
+            if len(run) <= n:
+                runs.popleft()
+                taken = run
+            else:
+                taken = run[:n]
+                del run[:n]
+            n -= len(taken)
+            for key in filter(None, taken):  # evict cached content being reused
+                del cached[key]
+                del ref[key]
+
+    def register(self, key) -> bool:
+        """Enter a block that a request holds (just allocated) in the cache under ``key``.
+        Returns False, leaving it anonymous, when the key is cached already (duplicate content)."""
+        if key in self._cached:
+            return False
+        self._cached[key] = None
+        self._ref[key] = 1
+        return True
+
+    def release(self, keys_tail_first: list, anonymous: int) -> None:
+        """Give back a request's blocks: ``anonymous`` unkeyed blocks (its newest) then ``keys_tail_first``
+        (keys or None), appended to the back of the free queue in that order."""
+        ref = self._ref
+        run: list = [None] * anonymous
+        for key in keys_tail_first:
+            if key is None:
+                run.append(None)
+                continue
+            c = ref[key] - 1
+            ref[key] = c
+            if c == 0:
+                run.append(key)
+        if run:
+            for key in filter(None, run):
+                self._cached[key] = run
+            self._runs.append(run)
+            self.num_free += len(run)
+
+    def check(self) -> None:
+        """Invariant check for tests: counts agree with the queue and reference counts."""
+        in_queue = self._fresh + sum(len(r) for r in self._runs)
+        assert in_queue == self.num_free, (in_queue, self.num_free)
+        assert 0 <= self.num_free <= self.num_blocks
+        for key, run in self._cached.items():
+            if run is None:
+                assert self._ref[key] >= 1
+            else:
+                assert self._ref[key] == 0 and key in run

@@ -1,0 +1,431 @@
+"""One vLLM-V1 scheduler: forms each engine step's batch and applies its outcome.
+
+Follows `vllm/v1/core/sched/scheduler.py` (see shared docs `vllm-v1-scheduling.md`):
+1. RUNNING requests in list (admission) order: a decode takes 1 token, an unfinished prefill
+   ``min(rest, long_prefill_token_threshold if > 0, budget left)``; a request that cannot get a KV block
+   preempts the last running request (recompute) until it fits or preempts itself.
+2. WAITING requests FCFS, only if nothing was preempted, while budget is left, ``len(running) <
+   max_num_seqs`` and their blocks (prefix-cache hits that are free count) can be allocated.
+3. After the step: a request whose last prompt chunk ran emits a token; every decode emits one; a request
+   with all its output tokens finishes and frees its blocks (their content stays cached).
+
+Speed: decode progress is implicit. A decoding request is anchored at the step ``k0`` where it started
+decoding with ``c0`` tokens in KV; at step k it holds ``c0 + k - k0`` and needs a new block exactly when
+``k % B == (k0 - c0) % B`` (its *residue*), so the blocks all decoders need in a step are one counter
+lookup, and its finish step is known in advance. Per-request work happens only at admission, prefill
+chunks, preemption, skips (budget exhausted) and exit.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from blis.engine.block_keys import BlockKeys
+from blis.engine.kv_cache import BlockPool
+from blis.engine.timeline import RequestLog
+from blis.latency.base import StepBatch
+
+WAITING, PREFILL, DECODE, DONE = 0, 1, 2, 3
+
+
+class Request:
+    """Live state of one admitted-or-waiting request (dropped when it finishes)."""
+
+    __slots__ = ("idx", "prompt_len", "out_total", "num_tokens", "num_computed", "emitted", "state",
+                 "keys", "all_keys", "keyed", "k0", "c0", "e0", "residue", "finish_step", "seg_start",
+                 "chunk", "took_block")
+
+    def __init__(self, idx: int, prompt_len: int, out_total: int, keyed: bool) -> None:
+        self.idx = idx
+        self.prompt_len = prompt_len
+        self.out_total = out_total
+        self.num_tokens = prompt_len  # prompt plus tokens generated before a preemption
+        self.num_computed = 0  # tokens in KV (while not decoding)
+        self.emitted = 0  # output tokens emitted (while not decoding; e0 + k - k0 while decoding)
+        self.state = WAITING
+        self.keys: list = []  # content key (or None) of each block held, in sequence order
+        self.all_keys: list | None = None  # keys of the full blocks of num_tokens, while prefilling
+        self.keyed = keyed
+        self.k0 = self.c0 = self.e0 = self.residue = self.finish_step = 0
+        self.seg_start = -1
+        self.chunk = 0  # tokens scheduled in the current step
+        self.took_block = False  # a decode block was allocated for it in the current step
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Scheduler:
+    """Scheduler, KV cache and running sums of one instance. Times live in the instance; this counts steps."""
+
+    def __init__(self, engine, num_blocks: int, block_keys: BlockKeys, recorder: RequestLog,
+                 input_tokens: list, output_tokens: list) -> None:
+        self.max_num_seqs = engine.max_num_seqs
+        self.budget = engine.max_num_batched_tokens
+        self.threshold = engine.long_prefill_token_threshold
+        self.B = engine.block_size
+        self.prefix_caching = engine.enable_prefix_caching
+        self.pool = BlockPool(num_blocks)
+        self.bk = block_keys
+        self.rec = recorder
+        self._input = input_tokens
+        self._output = output_tokens
+        self.waiting: deque[Request] = deque()
+        self.running: dict[Request, None] = {}  # insertion-ordered: admission order
+        self.prefilling: dict[Request, None] = {}  # running requests still computing their prompt
+        self.num_decoding = 0
+        self.sum_decode_ctx = 0  # sum over decoding requests of tokens in KV at the current step
+        self.residue_count = [0] * self.B
+        self.finish_at: dict[int, list[Request]] = {}
+        self.step = 0
+        # outcome of the step being run
+        self._scheduled_prefills: list[Request] = []
+        self._skipped: list[Request] = []
+        self.step_preemptions = 0
+        self.total_preemptions = 0
+
+    # ------------------------------------------------------------------ queue
+    def add_request(self, idx: int) -> None:
+        """A request enters the WAITING queue (after the API server's queueing delay)."""
+        keyed = self.prefix_caching and self.bk.shareable[idx]
+        self.waiting.append(Request(idx, self._input[idx], self._output[idx], keyed))
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.waiting)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.running) or bool(self.waiting)
+
+    # --------------------------------------------------------------- schedule
+    def schedule(self) -> StepBatch:
+        """Form step ``self.step``'s batch (vLLM `schedule()`), allocating KV blocks as it goes."""
+        k = self.step
+        B = self.B
+        pool = self.pool
+        budget = self.budget
+        thr = self.threshold
+        self.step_preemptions = 0
+        self._scheduled_prefills = prefills = []
+        self._skipped = []
+        batch = StepBatch()
+
+        # Fast path: every running request gets all it wants and all blocks fit.
+        demand = self.num_decoding
+        need = self.residue_count[k % B]
+        for r in self.prefilling:
+            want = r.num_tokens - r.num_computed
+            if 0 < thr < want:
+                want = thr
+            demand += want
+            need += _cdiv(r.num_computed + want, B) - len(r.keys)
+        if demand <= budget and need <= pool.num_free:
+            for r in self.prefilling:
+                want = r.num_tokens - r.num_computed
+                if 0 < thr < want:
+                    want = thr
+                self._run_chunk(r, want)
+                prefills.append(r)
+            pool.allocate(self.residue_count[k % B])
+            budget -= demand
+            batch.num_decode_tokens = self.num_decoding
+            batch.sum_decode_context = self.sum_decode_ctx
+        else:
+            budget = self._schedule_running_slow(batch, budget)
+
+        if not self.step_preemptions:
+            budget = self._schedule_waiting(budget)
+
+        chunks = batch.prefill_chunks
+        n_prefill = 0
+        sampled = batch.num_decode_tokens
+        for r in prefills:
+            chunks.append((r.chunk, r.num_computed - r.chunk))
+            n_prefill += r.chunk
+            if r.num_computed == r.num_tokens:
+                sampled += 1
+        batch.num_prefill_tokens = n_prefill
+        batch.num_sampled = sampled
+        return batch
+
+    def _run_chunk(self, r: Request, n: int) -> None:
+        """Schedule ``n`` prompt tokens of running request ``r`` and allocate/register their blocks."""
+        B = self.B
+        start = r.num_computed
+        end = start + n
+        new_blocks = _cdiv(end, B) - len(r.keys)
+        if new_blocks > 0:
+            self.pool.allocate(new_blocks)
+            r.keys.extend([None] * new_blocks)
+        if r.all_keys is not None:  # enter newly full blocks in the prefix cache at scheduling time
+            keys = r.keys
+            all_keys = r.all_keys
+            register = self.pool.register
+            for i in range(start // B, min(end // B, len(all_keys))):
+                if keys[i] is None and register(all_keys[i]):
+                    keys[i] = all_keys[i]
+        r.num_computed = end
+        r.chunk = n
+
+    def _decode_blocks_needed(self, r: Request, k: int) -> int:
+        return 1 if (r.k0 - r.c0 - k) % self.B == 0 and not r.took_block else 0
+
+    def _schedule_running_slow(self, batch: StepBatch, budget: int) -> int:
+        """The general RUNNING pass: budget may run out (later requests skip the step) and a request
+        that cannot get a block preempts the tail of the running list."""
+        k = self.step
+        B = self.B
+        thr = self.threshold
+        pool = self.pool
+        order = list(self.running)
+        scheduled_decodes: list[Request] = []
+        i = 0
+        stop = False
+        while i < len(order) and budget > 0 and not stop:
+            r = order[i]
+            i += 1
+            if r.state == WAITING:  # preempted earlier in this pass
+                continue
+            if r.state == DECODE:
+                want = 1
+                need = self._decode_blocks_needed(r, k)
+            else:
+                want = r.num_tokens - r.num_computed
+                if 0 < thr < want:
+                    want = thr
+                want = min(want, budget)
+                need = _cdiv(r.num_computed + want, B) - len(r.keys)
+            while need > pool.num_free:
+                victim = next(reversed(self.running))
+                if victim.state == DECODE and victim in scheduled_decodes:
+                    scheduled_decodes.remove(victim)
+                    budget += 1
+                elif victim.state == PREFILL and victim in self._scheduled_prefills:
+                    self._scheduled_prefills.remove(victim)
+                    budget += victim.chunk
+                    victim.num_computed -= victim.chunk
+                self._preempt(victim)
+                if victim is r:
+                    stop = True
+                    break
+            if stop:
+                break
+            if r.state == DECODE:
+                if need:
+                    pool.allocate(1)
+                    r.took_block = True
+                scheduled_decodes.append(r)
+            else:
+                self._run_chunk(r, want)
+                self._scheduled_prefills.append(r)
+            budget -= want
+        # Decoding requests that got no token this step skip it: shift their anchor by one step.
+        if len(scheduled_decodes) != self.num_decoding:
+            chosen = set(scheduled_decodes)
+            for r in self.running:
+                if r.state == DECODE and r not in chosen:
+                    self._skip(r)
+        for r in scheduled_decodes:
+            r.took_block = False
+        batch.num_decode_tokens = len(scheduled_decodes)
+        batch.sum_decode_context = sum(r.c0 + k - r.k0 for r in scheduled_decodes)
+        return budget
+
+    def _skip(self, r: Request) -> None:
+        k = self.step
+        self._close_segment(r, k - 1)
+        self.residue_count[r.residue] -= 1
+        r.e0 += k - r.k0
+        r.c0 += k - r.k0
+        r.k0 = k + 1
+        r.residue = (r.k0 - r.c0) % self.B
+        self.residue_count[r.residue] += 1
+        r.finish_step += 1
+        self.finish_at.setdefault(r.finish_step, []).append(r)
+        r.seg_start = k + 1
+        self._skipped.append(r)
+
+    def _schedule_waiting(self, budget: int) -> int:
+        B = self.B
+        thr = self.threshold
+        pool = self.pool
+        waiting = self.waiting
+        running = self.running
+        while waiting and budget > 0 and len(running) < self.max_num_seqs:
+            r = waiting[0]
+            hit_blocks = free_hits = 0
+            if r.keyed:
+                if r.all_keys is None:
+                    r.all_keys = self.bk.keys(r.idx, r.num_tokens // B)
+                limit = (r.num_tokens - 1) // B  # at least one token is always computed
+                hit_blocks, free_hits = pool.num_cached_hits(r.all_keys, limit)
+            pool.queries += (r.num_tokens - 1) // B
+            hit_tokens = hit_blocks * B
+            new = r.num_tokens - hit_tokens
+            if 0 < thr < new:
+                new = thr
+            if new > budget:
+                new = budget
+            need = _cdiv(hit_tokens + new, B) - hit_blocks + free_hits
+            if need > pool.num_free:
+                break
+            waiting.popleft()
+            if hit_blocks:
+                pool.touch(r.all_keys, hit_blocks)
+                pool.hits += hit_blocks
+                r.keys = r.all_keys[:hit_blocks]
+            r.num_computed = hit_tokens
+            r.state = PREFILL
+            running[r] = None
+            self.prefilling[r] = None
+            self.rec.on_scheduled(r.idx, self.step, hit_tokens)
+            self._run_chunk(r, new)
+            self._scheduled_prefills.append(r)
+            budget -= new
+        return budget
+
+    # ------------------------------------------------------------- preemption
+    def _preempt(self, r: Request) -> None:
+        """Recompute preemption: free every block (content stays cached), back to the WAITING front."""
+        k = self.step
+        if r.state == DECODE:
+            kv_tokens = r.c0 + k - r.k0
+            r.emitted = r.e0 + k - r.k0
+            self.num_decoding -= 1
+            self.sum_decode_ctx -= kv_tokens
+            self.residue_count[r.residue] -= 1
+            self._close_segment(r, k - 1)
+            held = _cdiv(kv_tokens + (1 if r.took_block else 0), self.B)
+            r.took_block = False
+        else:
+            kv_tokens = r.num_computed
+            held = len(r.keys)
+            del self.prefilling[r]
+        del self.running[r]
+        # its own blocks are worth caching now: it will look them up when it resumes
+        r.keyed = self.prefix_caching
+        self._release(r, kv_tokens, held)
+        r.state = WAITING
+        r.num_tokens = r.prompt_len + r.emitted
+        r.num_computed = 0
+        r.keys = []
+        r.all_keys = None
+        self.waiting.appendleft(r)
+        self.step_preemptions += 1
+        self.total_preemptions += 1
+        self.rec.on_preempted(r.idx)
+
+    def _release(self, r: Request, kv_tokens: int, held: int) -> None:
+        """Free the ``held`` blocks of ``r``, whose first ``kv_tokens`` tokens are computed; when ``r`` is
+        keyed, its full blocks are entered in the prefix cache first (they stay there until reused)."""
+        keys = r.keys[:held]
+        if r.keyed:
+            full = min(kv_tokens // self.B, held)
+            if full > len(keys) or None in keys[:full]:
+                content = self.bk.keys(r.idx, full)
+                register = self.pool.register
+                keys.extend([None] * (full - len(keys)))
+                for i in range(full):
+                    if keys[i] is None and register(content[i]):
+                        keys[i] = content[i]
+        anonymous = held - len(keys)
+        keys.reverse()
+        self.pool.release(keys, anonymous)
+
+    # ------------------------------------------------------------ after step
+    def finish_step(self) -> None:
+        """Apply the outcome of step ``self.step`` (tokens emitted, finishes), then advance the step."""
+        k = self.step
+        B = self.B
+        rec = self.rec
+        self.sum_decode_ctx += self.num_decoding - len(self._skipped)
+        for r in self._scheduled_prefills:
+            r.chunk = 0
+            if r.num_computed < r.num_tokens:
+                continue
+            # last prompt chunk ran: it emits a token
+            del self.prefilling[r]
+            r.all_keys = None
+            r.emitted += 1
+            r.seg_start = k
+            if r.emitted == 1:
+                rec.on_first_token(r.idx, k)
+            if r.emitted >= r.out_total:
+                self._finish(r, k, r.num_computed)
+                continue
+            r.state = DECODE
+            r.k0 = k + 1
+            r.c0 = r.num_computed
+            r.e0 = r.emitted
+            r.residue = (r.k0 - r.c0) % B
+            self.residue_count[r.residue] += 1
+            self.num_decoding += 1
+            self.sum_decode_ctx += r.c0
+            r.finish_step = r.k0 + (r.out_total - r.e0) - 1
+            self.finish_at.setdefault(r.finish_step, []).append(r)
+        done = self.finish_at.pop(k, None)
+        if done:
+            for r in done:
+                if r.state != DECODE or r.finish_step != k:
+                    continue  # stale entry (skipped or preempted since)
+                kv_tokens = r.c0 + k + 1 - r.k0
+                self.num_decoding -= 1
+                self.sum_decode_ctx -= kv_tokens
+                self.residue_count[r.residue] -= 1
+                self._finish(r, k, kv_tokens)
+        self.step = k + 1
+
+    def _finish(self, r: Request, k: int, kv_tokens: int) -> None:
+        del self.running[r]
+        if r.keyed and not self.bk.is_parent[r.idx]:
+            r.keyed = False  # its output blocks will never be looked up: keep them anonymous
+        held = _cdiv(kv_tokens, self.B)
+        self._release(r, kv_tokens, held)
+        r.state = DONE
+        self._close_segment(r, k)
+        self.rec.on_finished(r.idx, k)
+
+    def _close_segment(self, r: Request, last_step: int) -> None:
+        if r.seg_start >= 0 and last_step >= r.seg_start:
+            self.rec.add_segment(r.idx, r.seg_start, last_step)
+        r.seg_start = -1
+
+    # ------------------------------------------------------------- testing
+    def check_invariants(self) -> None:
+        """Assert KV conservation between steps (used for tests; O(running x blocks)).
+
+        Used blocks = anonymous blocks held + distinct cached blocks held; each cached block's reference
+        count equals the number of running requests holding it; counters match the running set.
+        """
+        self.pool.check()
+        k = self.step
+        anonymous = 0
+        holders: dict = {}
+        decoding = 0
+        ctx = 0
+        for r in self.running:
+            if r.state == DECODE:
+                decoding += 1
+                kv = r.c0 + k - r.k0
+                ctx += kv
+                held = _cdiv(kv, self.B)
+                assert r.finish_step >= k, (r.idx, r.finish_step, k)
+            else:
+                assert r.state == PREFILL
+                held = len(r.keys)
+                assert r.num_computed <= r.num_tokens
+            keyed = [key for key in r.keys[:held] if key is not None]
+            anonymous += held - len(keyed)
+            for key in keyed:
+                holders[key] = holders.get(key, 0) + 1
+        assert decoding == self.num_decoding, (decoding, self.num_decoding)
+        assert ctx == self.sum_decode_ctx, (ctx, self.sum_decode_ctx)
+        assert sum(self.residue_count) == decoding
+        for key, n in holders.items():
+            assert self.pool._ref[key] == n, (key, self.pool._ref[key], n)
+        assert self.pool.num_used == anonymous + len(holders), (self.pool.num_used, anonymous, len(holders))
+        assert len(self.running) <= self.max_num_seqs
+        for r in self.waiting:
+            assert r.state == WAITING

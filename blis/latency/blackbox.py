@@ -1,0 +1,110 @@
+"""Blackbox latency model: linear regressions fitted to real traces (all microseconds).
+
+step = b0 + b1 * prefill_tokens + b2 * decode_tokens
+queueing delay = a0 + a1 * input_tokens; a2 is added to every output token as the client sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING
+
+import numpy as np
+import yaml
+
+from blis.latency.base import LatencyModelError, StepBatch, register_latency_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blis.config import SimConfig
+
+
+@dataclass(frozen=True)
+class BlackboxModel:
+    alpha: tuple[float, float, float]
+    beta: tuple[float, float, float]
+    source: str = "user"
+    name: str = "blackbox"
+
+    def __post_init__(self) -> None:
+        for label, coeffs in (("alpha_coeffs", self.alpha), ("beta_coeffs", self.beta)):
+            if len(coeffs) != 3 or any(not np.isfinite(c) or c < 0 for c in coeffs):
+                raise LatencyModelError(f"{label}: need 3 finite coefficients >= 0 (microseconds), got {coeffs}")
+
+    def step_time_us(self, batch: StepBatch) -> int:
+        b0, b1, b2 = self.beta
+        return int(b0 + b1 * batch.num_prefill_tokens + b2 * batch.num_decode_tokens)
+
+    def queueing_time_us(self, input_tokens: int) -> int:
+        return int(self.alpha[0] + self.alpha[1] * input_tokens)
+
+    def queueing_times_us(self, input_tokens: np.ndarray) -> np.ndarray:
+        """Vectorised ``queueing_time_us`` for all requests at once."""
+        return (self.alpha[0] + self.alpha[1] * input_tokens.astype(np.float64)).astype(np.int64)
+
+    def output_token_processing_time_us(self) -> int:
+        return int(self.alpha[2])
+
+    def scheduling_processing_time_us(self) -> int:
+        return 0
+
+    def preemption_processing_time_us(self) -> int:
+        return 0
+
+    def describe(self) -> dict:
+        return {"name": self.name, "alpha": list(self.alpha), "beta": list(self.beta), "source": self.source}
+
+
+def load_coefficient_table() -> list[dict]:
+    """Entries of the shipped table (`blis/latency/coefficients/blackbox.yaml`)."""
+    text = resources.files("blis.latency").joinpath("coefficients/blackbox.yaml").read_text()
+    return yaml.safe_load(text) or []
+
+
+def canonical_model_name(name: str) -> str:
+    """HuggingFace id (lower case) of a registry name or id; the name itself when unknown."""
+    try:
+        from blis.latency.model_spec import get_model
+
+        return get_model(name).hf_id.lower()
+    except Exception:  # registry absent or name unknown: "org/name-hf" and "name" match
+        short = name.lower().rsplit("/", 1)[-1]
+        return short[:-3] if short.endswith("-hf") else short
+
+
+def canonical_hardware_name(name: str) -> str:
+    try:
+        from blis.latency.hardware import get_hardware
+
+        return get_hardware(name).name.upper()
+    except Exception:
+        return name.upper()
+
+
+def lookup_coefficients(model: str, hardware: str, tp: int) -> dict | None:
+    m, h = canonical_model_name(model), canonical_hardware_name(hardware)
+    for entry in load_coefficient_table():
+        if (canonical_model_name(entry["model"]) == m and canonical_hardware_name(entry["hardware"]) == h
+                and int(entry["tp"]) == tp):
+            return entry
+    return None
+
+
+def available_coefficients() -> list[str]:
+    return [f"{e['model']}/{e['hardware']}/tp{e['tp']}" for e in load_coefficient_table()]
+
+
+@register_latency_model("blackbox")
+def build_blackbox(config: "SimConfig") -> BlackboxModel:
+    alpha, beta, source = config.alpha_coeffs, config.beta_coeffs, "--alpha-coeffs/--beta-coeffs"
+    if alpha is None or beta is None:
+        entry = lookup_coefficients(config.model, config.hardware, config.tp)
+        if entry is None:
+            raise LatencyModelError(
+                f"model/hardware/tp: no blackbox coefficients for {config.model}/{config.hardware}/tp{config.tp}; "
+                f"available: {', '.join(available_coefficients())} (or give --alpha-coeffs and --beta-coeffs)"
+            )
+        alpha = alpha or tuple(entry["alpha"])
+        beta = beta or tuple(entry["beta"])
+        source = entry.get("source", "blis/latency/coefficients/blackbox.yaml")
+    return BlackboxModel(alpha=tuple(map(float, alpha)), beta=tuple(map(float, beta)), source=source)

@@ -1,0 +1,95 @@
+"""Per-request times rebuilt from the step timeline, and summary statistics (vectorised numpy).
+
+A request emits one token at the end of each step of its token segments; the client sees token j
+(1-based) ``j * a2`` microseconds later (the latency model's output-token processing time). So:
+TTFT = end(first step) + a2 - arrival; E2E = end(finish step) + O * a2 - arrival;
+TPOT = (E2E - TTFT) / (O - 1); ITL = every gap between consecutive tokens, pooled over requests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def percentiles(values: np.ndarray, ps=PERCENTILES) -> list[float]:
+    """Percentiles with linear interpolation (numpy's default); NaN for no data."""
+    if len(values) == 0:
+        return [float("nan")] * len(ps)
+    return [float(v) for v in np.percentile(values, ps)]
+
+
+def weighted_percentiles(values: np.ndarray, counts: np.ndarray, ps=PERCENTILES) -> list[float]:
+    """Percentiles with linear interpolation of the sample where ``values[i]`` occurs ``counts[i]`` times,
+    without expanding it (the same numbers ``np.percentile(np.repeat(values, counts), ps)`` gives)."""
+    keep = counts > 0
+    values, counts = values[keep], counts[keep]
+    n = int(counts.sum())
+    if n == 0:
+        return [float("nan")] * len(ps)
+    order = np.argsort(values, kind="stable")
+    values, counts = values[order], counts[order]
+    cum = np.cumsum(counts)
+    out = []
+    for p in ps:
+        pos = p / 100.0 * (n - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, n - 1)
+        v_lo = values[np.searchsorted(cum, lo, side="right")]
+        v_hi = values[np.searchsorted(cum, hi, side="right")]
+        out.append(float(v_lo + (v_hi - v_lo) * (pos - lo)))
+    return out
+
+
+def stats(prefix: str, values: np.ndarray, counts: np.ndarray | None = None) -> dict[str, float]:
+    """``{prefix}_mean_ms`` and ``{prefix}_p50_ms`` ... from values in microseconds."""
+    if counts is None:
+        n = len(values)
+        mean = float(values.mean()) if n else float("nan")
+        pct = percentiles(values)
+    else:
+        n = int(counts.sum())
+        mean = float((values * counts).sum() / n) if n else float("nan")
+        pct = weighted_percentiles(values, counts)
+    out = {f"{prefix}_mean_ms": mean / 1000.0}
+    for p, v in zip(PERCENTILES, pct):
+        out[f"{prefix}_p{p}_ms"] = v / 1000.0
+    return out
+
+
+def global_steps(instance: np.ndarray, local: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Index into the concatenated step arrays; -1 stays -1."""
+    g = offsets[np.maximum(instance, 0)] + local
+    return np.where((local >= 0) & (instance >= 0), g, -1)
+
+
+def itl_samples(step_end: np.ndarray, seg_instance: np.ndarray, seg_req: np.ndarray, seg_start: np.ndarray,
+                seg_end: np.ndarray, offsets: np.ndarray, a2_us: float) -> tuple[np.ndarray, np.ndarray]:
+    """Inter-token gaps (us) with their multiplicities, from token segments (local step indices).
+
+    Inside a segment a request emits in consecutive steps, so step k contributes the gap
+    ``end[k] - end[k-1]`` once per segment spanning (k-1, k]; consecutive segments of one request (after a
+    skip or a preemption) add one irregular gap each.
+    """
+    total = len(step_end)
+    if len(seg_req) == 0 or total == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    gs = offsets[seg_instance] + seg_start
+    ge = offsets[seg_instance] + seg_end
+    diff = np.zeros(total + 1, dtype=np.int64)
+    np.add.at(diff, gs + 1, 1)
+    np.add.at(diff, ge + 1, -1)
+    weight = np.cumsum(diff)[:total]
+    gaps = np.empty(total, dtype=np.float64)
+    gaps[0] = 0.0
+    gaps[1:] = np.diff(step_end)
+    weight[0] = 0
+    # irregular gaps between consecutive segments of the same request
+    order = np.lexsort((gs, seg_req))
+    r, s, e = seg_req[order], gs[order], ge[order]
+    same = r[1:] == r[:-1]
+    irregular = (step_end[s[1:][same]] - step_end[e[:-1][same]]).astype(np.float64)
+    values = np.concatenate([gaps, irregular]) + a2_us
+    counts = np.concatenate([weight, np.ones(len(irregular), dtype=np.int64)])
+    return values, counts
