@@ -56,9 +56,10 @@ class Instance:
         self.in_flight += len(order)
         self._closed = True
 
-    def push(self, idx: int) -> None:
-        """Route request ``idx`` here now (cluster router); it enters at its enter time."""
-        heapq.heappush(self._pending, (self._enter_us[idx], idx))
+    def push(self, idx: int, enter_us: Optional[int] = None) -> None:
+        """Route request ``idx`` here now (cluster router); it enters the WAITING queue at ``enter_us``
+        (default: its precomputed enter time)."""
+        heapq.heappush(self._pending, (self._enter_us[idx] if enter_us is None else enter_us, idx))
         self.num_routed += 1
         self.in_flight += 1
         self.log.instance[idx] = self.index
