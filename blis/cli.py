@@ -42,7 +42,8 @@ def format_validation_error(exc: ValidationError) -> str:
     """First pydantic error as 'field: message'."""
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "config"
-    return f"{loc}: {err['msg']}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return msg if msg.split(":", 1)[0].strip() in loc.split(".") else f"{loc}: {msg}"
 
 
 def main(argv: list[str] | None = None) -> int:

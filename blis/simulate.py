@@ -106,22 +106,30 @@ def prepare(config: SimConfig, requests: Optional[RequestTable] = None) -> Prepa
 
 
 def run_environment(env: simpy.Environment, done: Callable[[], int], total: int, horizon: Optional[int],
-                    last_arrival: int, progress: Optional[ProgressFn]) -> None:
-    """Run to the end (or ``horizon``); with ``progress``, in slices reporting the finished fraction."""
+                    last_arrival: int, progress: Optional[ProgressFn], processes: Optional[list] = None) -> None:
+    """Run to the end (or ``horizon``); with ``progress``, in slices of simulated time, reporting the finished
+    fraction between slices (nothing is added to the step loop). The run ends when every process in
+    ``processes`` has ended, or, without them, when nothing but the last slice's end is scheduled."""
     if progress is None:
         env.run(until=horizon)
         return
-    stop = horizon if horizon is not None else None
     slice_us = max(1, (last_arrival or 1) // 50)
+
+    def alive() -> bool:
+        if processes is not None:
+            return any(p.is_alive for p in processes)
+        # SimPy keeps the event that ended the last slice queued at `now`
+        return env.peek() > env.now or len(env._queue) > 1
+
     while True:
         target = env.now + slice_us
-        if stop is not None and target >= stop:
-            env.run(until=stop)
-            break
-        if env.peek() == float("inf"):
+        if horizon is not None and target >= horizon:
+            env.run(until=horizon)
             break
         env.run(until=target)
         progress(done() / max(total, 1))
+        if not alive():
+            break
     progress(done() / max(total, 1))
 
 
@@ -140,12 +148,17 @@ def simulate(config: SimConfig, requests: Optional[RequestTable] = None,
     log.instance[:] = 0
     inst.assign_all(order.tolist())
     run_environment(env, lambda: int((log.finish_step >= 0).sum()), len(req), config.horizon_us,
-                    int(req.arrival_us[-1]), progress)
+                    int(req.arrival_us[-1]), progress, processes=[inst.process])
     return collect(prep, [inst], log, extra={"num_instances": 1})
 
 
-def collect(prep: Prepared, instances: list[Instance], log: RequestLog, extra: Optional[dict] = None) -> SimResult:
-    """Per-request times and the summary, from the request log and every instance's step log."""
+def collect(prep: Prepared, instances: list[Instance], log: RequestLog, extra: Optional[dict] = None,
+            decode_log: Optional[RequestLog] = None, extra_columns: Optional[dict] = None) -> SimResult:
+    """Per-request times and the summary, from the request log and every instance's step log.
+
+    ``decode_log`` (prefill/decode disaggregation): what the decode instances recorded; the client's tokens
+    (first token, finish, inter-token gaps) then come from it, while ``log`` holds the prefill side
+    (scheduling, prefix-cache hits). ``extra_columns`` are appended to the per-request table."""
     req = prep.requests
     cfg = prep.config
     a2 = float(prep.model.output_token_processing_time_us())
@@ -155,26 +168,28 @@ def collect(prep: Prepared, instances: list[Instance], log: RequestLog, extra: O
         np.zeros(0, dtype=np.int64)
     ends = np.concatenate([i.steps.end_us() for i in instances]) if lengths.sum() else np.zeros(0, dtype=np.int64)
 
-    def time_at(local: np.ndarray, table: np.ndarray) -> np.ndarray:
-        g = global_steps(log.instance, local, offsets)
+    def time_at(local: np.ndarray, table: np.ndarray, where: RequestLog = log) -> np.ndarray:
+        g = global_steps(where.instance, local, offsets)
         out = np.full(len(g), np.nan)
         ok = g >= 0
         out[ok] = table[g[ok]]
         return out
 
+    tokens = log if decode_log is None else decode_log  # the log of the instance streaming the tokens
     arrival = req.arrival_us.astype(np.float64)
     out_tokens = req.output_tokens.astype(np.float64)
     scheduled = time_at(log.scheduled_step, starts)
-    first = time_at(log.first_token_step, ends) + a2
-    finish = time_at(log.finish_step, ends) + out_tokens * a2
+    first = time_at(tokens.first_token_step, ends, tokens) + a2
+    finish = time_at(tokens.finish_step, ends, tokens) + out_tokens * a2
+    preemptions = log.preemptions if decode_log is None else log.preemptions + decode_log.preemptions
     finished = ~np.isnan(finish)
     ttft = first - arrival
     e2e = finish - arrival
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(out_tokens > 1, (e2e - ttft) / (out_tokens - 1), np.nan)
 
-    seg_req, seg_start, seg_end = log.segments()
-    itl_values, itl_counts = itl_samples(ends.astype(np.float64), log.instance[seg_req], seg_req, seg_start,
+    seg_req, seg_start, seg_end = tokens.segments()
+    itl_values, itl_counts = itl_samples(ends.astype(np.float64), tokens.instance[seg_req], seg_req, seg_start,
                                          seg_end, offsets, a2)
     done = finished
     summary: dict = {
@@ -188,7 +203,7 @@ def collect(prep: Prepared, instances: list[Instance], log: RequestLog, extra: O
         "completed_requests": int(done.sum()),
         "rejected_requests": int(log.rejected.sum()),
         "unfinished_requests": int(len(req) - done.sum() - log.rejected.sum()),
-        "preemption_count": int(log.preemptions.sum()),
+        "preemption_count": int(preemptions.sum()),
     }
     if extra:
         summary.update(extra)
@@ -231,13 +246,15 @@ def collect(prep: Prepared, instances: list[Instance], log: RequestLog, extra: O
         "input_tokens": req.input_tokens.copy(),
         "output_tokens": req.output_tokens.copy(),
         "cached_tokens": log.cached_tokens.copy(),
-        "preemptions": log.preemptions.copy(),
+        "preemptions": preemptions.copy(),
         "ttft_ms": ttft / 1000.0,
         "e2e_ms": e2e / 1000.0,
         "tpot_ms": tpot / 1000.0,
         "finished": finished,
         "rejected": log.rejected.copy(),
     }
+    if extra_columns:
+        columns.update(extra_columns)
     step_columns = {"instance": np.repeat(np.arange(len(instances)), lengths)}
     for name in ("start_us", "duration_us", "prefill_tokens", "decode_tokens", "num_requests",
                  "kv_blocks_used", "preemptions", "num_waiting"):
