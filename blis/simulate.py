@@ -54,17 +54,9 @@ def resolve_kv_blocks(config: SimConfig) -> int:
     """`total_kv_blocks` if given, else what vLLM would allocate for the model on the hardware."""
     if config.engine.total_kv_blocks is not None:
         return config.engine.total_kv_blocks
-    try:
-        from blis.latency.hardware import get_hardware
-        from blis.latency.kv_capacity import kv_blocks
-        from blis.latency.model_spec import get_model, load_hf_config
-    except ModuleNotFoundError as exc:  # pragma: no cover - physics modules always ship
-        raise BlisInputError("total_kv_blocks: give --total-kv-blocks (KV capacity model unavailable)") from exc
-    model = load_hf_config(config.model_config_path) if config.model_config_path else get_model(config.model)
-    hardware = get_hardware(config.hardware)
-    return kv_blocks(model, hardware, config.tp, block_size=config.engine.block_size,
-                     gpu_memory_utilization=config.engine.gpu_memory_utilization,
-                     max_num_batched_tokens=config.engine.max_num_batched_tokens)
+    from blis.latency.kv_capacity import kv_blocks_for_config
+
+    return kv_blocks_for_config(config)
 
 
 def prepare(config: SimConfig, requests: Optional[RequestTable] = None) -> Prepared:
