@@ -28,6 +28,9 @@ class EngineConfig(BaseModel):
         None, ge=2, description="longest prompt+output in tokens; longer prompts are rejected"
     )
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    async_scheduling: bool = Field(
+        False, description="vLLM async scheduling: the next step is scheduled while the current one runs"
+    )
 
 
 class SimConfig(BaseModel):

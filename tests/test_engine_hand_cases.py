@@ -174,3 +174,14 @@ def test_itl_pools_every_gap():
     assert s["itl_p50_ms"] == pytest.approx(gap / 1000)
     assert s["itl_p99_ms"] == pytest.approx(gap / 1000)
     assert np.allclose(res.requests.tpot_ms, gap / 1000)
+
+
+@pytest.mark.parametrize("async_scheduling,scheduled_us", [(False, 1160), (True, 2161)])
+def test_async_scheduling_admits_mid_step_arrivals_one_step_later(async_scheduling, scheduled_us):
+    """A arrives at 0 and prefills in step 0 (1000 + 16 x 10 us); B arrives at 500 us, during step 0.
+    Sync: B joins step 1 (starts at 1160). Async: step 1 was scheduled when step 0 launched, so B joins
+    step 2, which starts after A's decode step 1 (1160 + 1001)."""
+    table = RequestTable([0, 500], [16, 16], [10, 10])
+    res = run(table, alpha=(0, 0, 0), beta=(1000, 10, 1), async_scheduling=async_scheduling)
+    assert res.requests.scheduled_ms[1] == pytest.approx(scheduled_us / 1000)
+    assert res.requests.scheduled_ms[0] == 0

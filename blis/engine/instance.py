@@ -115,9 +115,13 @@ class Instance:
         sched_us = self._sched_us
         preempt_us = self._preempt_us
         step_time = model.step_time_us
+        # With async scheduling (vLLM >= 0.14 default) step k+1 is scheduled when step k is launched, so a
+        # request that entered while step k ran can first join step k+2: admission looks back one step.
+        lookback = self.engine.async_scheduling
+        prev_start = -1
         while True:
             now = int(env.now)
-            self._admit_entered(now)
+            self._admit_entered(prev_start if lookback and prev_start >= 0 and sched.has_work else now)
             if not sched.has_work:
                 nxt = self._next_enter()
                 if nxt is None and self._closed:
@@ -129,6 +133,7 @@ class Instance:
                     yield env.any_of([env.timeout(nxt - now), self._wake]) if not self._closed else \
                         env.timeout(nxt - now)
                 self._wake = None
+                prev_start = -1
                 continue
             batch = sched.schedule()
             if batch.num_prefill_tokens + batch.num_decode_tokens == 0:
@@ -142,6 +147,7 @@ class Instance:
             steps.add(now, duration, batch.num_prefill_tokens, batch.num_decode_tokens,
                       batch.num_decode_tokens + len(batch.prefill_chunks), pool.num_blocks - pool.num_free,
                       sched.step_preemptions, len(sched.waiting))
+            prev_start = now
             yield env.timeout(duration)
             sched.finish_step()
 
