@@ -40,6 +40,7 @@ def scenarios(draw):
         long_prefill_token_threshold=draw(st.sampled_from([0, 0, 7, 64])),
         block_size=draw(st.sampled_from([16, 16, 4, 1])),
         enable_prefix_caching=draw(st.booleans()),
+        async_scheduling=draw(st.booleans()),
     )
     return RequestTable(arrival, inp, out, **extra), engine
 
