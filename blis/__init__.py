@@ -7,11 +7,13 @@
     res.summary, res.requests, res.steps
 """
 
+from blis.cluster import ClusterConfig, PoolConfig, simulate_cluster
 from blis.config import EngineConfig, SimConfig
 from blis.result import SimResult
 from blis.simulate import simulate
 from blis.workload.request_table import RequestTable
 from blis.workload.spec import Workload
 
-__all__ = ["EngineConfig", "SimConfig", "SimResult", "Workload", "RequestTable", "simulate"]
+__all__ = ["ClusterConfig", "EngineConfig", "PoolConfig", "RequestTable", "SimConfig", "SimResult", "Workload",
+           "simulate", "simulate_cluster"]
 __version__ = "0.1.0"

@@ -70,6 +70,9 @@ def register(sub) -> None:
     g.add_argument("--gpu-memory-utilization", type=float, help="fraction of GPU memory vLLM may use (default 0.9)")
     g.add_argument("--max-model-len", type=int, help="longest prompt+output, tokens; longer prompts are rejected")
     g.add_argument("--no-prefix-caching", action="store_true", help="turn automatic prefix caching off")
+    g.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
+                   help="vLLM async scheduling: the next step is scheduled while the current one runs, so an "
+                   "arrival joins one step later (default: on, as vLLM >= 0.14)")
     g.add_argument("--horizon-s", type=float, help="stop at this simulated time, seconds; unfinished requests are reported")
     g = p.add_argument_group("output")
     g.add_argument("--output", choices=("json", "table"), default="json", help="summary format on stdout")
@@ -116,6 +119,7 @@ def build_config(args):
         "total_kv_blocks": args.total_kv_blocks,
         "gpu_memory_utilization": args.gpu_memory_utilization,
         "max_model_len": args.max_model_len,
+        "async_scheduling": args.async_scheduling,
     }
     engine = EngineConfig(**{k: v for k, v in engine_fields.items() if v is not None},
                           enable_prefix_caching=not args.no_prefix_caching)

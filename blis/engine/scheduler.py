@@ -33,7 +33,7 @@ class Request:
 
     __slots__ = ("idx", "prompt_len", "out_total", "num_tokens", "num_computed", "emitted", "state",
                  "keys", "all_keys", "keyed", "k0", "c0", "e0", "residue", "finish_step", "seg_start",
-                 "chunk", "took_block")
+                 "chunk", "took_block", "preloaded")
 
     def __init__(self, idx: int, prompt_len: int, out_total: int, keyed: bool) -> None:
         self.idx = idx
@@ -50,6 +50,7 @@ class Request:
         self.seg_start = -1
         self.chunk = 0  # tokens scheduled in the current step
         self.took_block = False  # a decode block was allocated for it in the current step
+        self.preloaded = 0  # prompt tokens whose KV arrived from a prefill instance (P/D), not computed here
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -84,10 +85,18 @@ class Scheduler:
         self._skipped: list[Request] = []
         self.step_preemptions = 0
         self.total_preemptions = 0
+        # P/D decode instance: every request arrives with the KV of all but its last prompt token computed
+        # elsewhere (vLLM's remote prefill recomputes that one token to sample the first output token)
+        self.kv_preloaded = False
 
     # ------------------------------------------------------------------ queue
     def add_request(self, idx: int) -> None:
         """A request enters the WAITING queue (after the API server's queueing delay)."""
+        if self.kv_preloaded:
+            r = Request(idx, self._input[idx], self._output[idx], False)
+            r.preloaded = r.prompt_len - 1
+            self.waiting.append(r)
+            return
         keyed = self.prefix_caching and self.bk.shareable[idx]
         self.waiting.append(Request(idx, self._input[idx], self._output[idx], keyed))
 
@@ -261,8 +270,11 @@ class Scheduler:
                     r.all_keys = self.bk.keys(r.idx, r.num_tokens // B)
                 limit = (r.num_tokens - 1) // B  # at least one token is always computed
                 hit_blocks, free_hits = pool.num_cached_hits(r.all_keys, limit)
-            pool.queries += (r.num_tokens - 1) // B
-            hit_tokens = hit_blocks * B
+            if r.preloaded:  # KV received from a prefill instance: no compute, fresh blocks
+                hit_tokens = r.preloaded
+            else:
+                pool.queries += (r.num_tokens - 1) // B
+                hit_tokens = hit_blocks * B
             new = r.num_tokens - hit_tokens
             if 0 < thr < new:
                 new = thr
@@ -310,6 +322,7 @@ class Scheduler:
         r.state = WAITING
         r.num_tokens = r.prompt_len + r.emitted
         r.num_computed = 0
+        r.preloaded = 0  # its KV is gone: recomputed here on resume
         r.keys = []
         r.all_keys = None
         self.waiting.appendleft(r)

@@ -1,0 +1,396 @@
+"""`simulate_cluster(config)`: many instances on one SimPy environment behind a router.
+
+Requests pass admission (decided in arrival order), then the router picks an instance at the request's
+arrival time; the request enters that instance's WAITING queue after the instance's API-server delay.
+With prefill/decode disaggregation a second router picks the decode instance when the prefill finishes
+(`blis.cluster.disaggregation`). State-independent routing (round-robin) is decided up front, so such a
+cluster runs as fast as its instances; state-dependent routing adds one event per arrival and, with a
+snapshot interval, one refresh event per interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+from pydantic import ValidationError
+
+from blis.cluster.admission import admission_mask, create_admission_policy
+from blis.cluster.config import DEFAULT_SCORERS, ClusterConfig, PoolConfig
+from blis.cluster.disaggregation import PrefillLog, kv_bytes_per_token, transfer_time_us
+from blis.cluster.routing import Router, Signals, create_router
+from blis.config import SimConfig
+from blis.engine.block_keys import BlockKeys
+from blis.engine.instance import Instance
+from blis.engine.timeline import RequestLog
+from blis.errors import BlisInputError
+from blis.metrics import stats
+from blis.result import SimResult
+from blis.simulate import Prepared, ProgressFn, collect, prepare, run_environment
+from blis.workload.request_table import RequestTable
+
+RouteHook = Callable[[str, int, int], None]
+
+
+@dataclass
+class PoolRun:
+    """One pool, prepared: its configuration, latency model, KV size and instances."""
+
+    pool: PoolConfig
+    config: SimConfig
+    prep: Prepared
+    instances: list[Instance] = field(default_factory=list)
+
+
+@dataclass
+class Cluster:
+    """A built, not yet run, cluster (``simulate_cluster`` builds and runs one; tests may drive it)."""
+
+    config: ClusterConfig
+    env: simpy.Environment
+    requests: RequestTable
+    pools: list[PoolRun]
+    instances: list[Instance]
+    stage1: list[Instance]  # where arrivals go: every instance, or the prefill instances
+    decode: list[Instance]
+    log: RequestLog
+    decode_log: RequestLog | None
+    admitted: np.ndarray
+    router: Router
+    decode_router: Router | None
+    signals: list[Signals]
+    transfer_start_us: np.ndarray
+    transfer_us: np.ndarray
+    kv_bytes_source: str = ""
+    on_route: RouteHook | None = None  # called (stage, request, instance index) before each push
+    feeder_done: bool = False
+
+    @property
+    def disaggregated(self) -> bool:
+        return self.decode_log is not None
+
+    def done_count(self) -> int:
+        log = self.decode_log if self.decode_log is not None else self.log
+        return int((log.finish_step >= 0).sum())
+
+
+def _pool_config(pool: PoolConfig, base: SimConfig, i: int) -> SimConfig:
+    try:
+        return pool.sim_config(base)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        raise BlisInputError(f"pools[{i}] ({pool.name}): {loc}: {err['msg']}") from None
+
+
+def _with_outputs(t: RequestTable, output_tokens: np.ndarray) -> RequestTable:
+    return RequestTable(t.arrival_us, t.input_tokens, output_tokens, t.prefix_group, t.prefix_len, t.prompt_id,
+                        t.parent, t.client, t.client_names)
+
+
+def _prepare_pools(config: ClusterConfig, requests: RequestTable | None) -> tuple[RequestTable, list[PoolRun]]:
+    base = config.base_sim_config()
+    pools = config.resolved_pools()
+    cfgs = [_pool_config(p, base, i) for i, p in enumerate(pools)]
+    if requests is None:
+        requests = base.workload.generate()
+    runs: list[PoolRun | None] = [None] * len(pools)
+    cache: dict[str, Prepared] = {}
+    # pools that hold whole requests first: their prepare caps outputs at max_model_len (cluster-wide)
+    for i in sorted(range(len(pools)), key=lambda i: pools[i].role == "prefill"):
+        pool, cfg = pools[i], cfgs[i]
+        key = cfg.model_dump_json() + pool.role
+        prep = cache.get(key)
+        if prep is None:
+            try:
+                if pool.role == "prefill":  # a prefill instance holds the prompt and one output token
+                    prep = prepare(cfg, _with_outputs(requests, np.ones(len(requests), dtype=np.int64)))
+                else:
+                    prep = prepare(cfg, requests)
+                    requests = prep.requests
+            except ValueError as exc:  # BlisInputError and latency-model errors: say which pool
+                if not config.pools:
+                    raise
+                raise BlisInputError(f"pools[{i}] ({pool.name}): {exc}") from None
+            cache[key] = prep
+        runs[i] = PoolRun(pool, cfg, prep)
+    done: list[PoolRun] = [r for r in runs if r is not None]
+    # one BlockKeys per block size, from the full requests (a prefill pool's table has outputs of 1)
+    keys_by_size: dict[int, BlockKeys] = {}
+    for r in done:
+        bs = r.config.engine.block_size
+        if r.pool.role != "prefill" and bs not in keys_by_size:
+            keys_by_size[bs] = r.prep.block_keys
+    for r in done:
+        bs = r.config.engine.block_size
+        if bs not in keys_by_size:
+            keys_by_size[bs] = BlockKeys(requests, bs)
+        r.prep.block_keys = keys_by_size[bs]
+    a2 = {int(r.prep.model.output_token_processing_time_us()) for r in done}
+    if len(a2) > 1:
+        raise BlisInputError(f"pools: the latency models' output-token processing times differ ({sorted(a2)} us); "
+                             "a cluster needs one value")
+    return requests, done
+
+
+def build_cluster(config: ClusterConfig, requests: RequestTable | None = None) -> Cluster:
+    """Prepare every pool, create the instances, decide admission and set up routing (nothing runs yet)."""
+    requests, pools = _prepare_pools(config, requests)
+    n = len(requests)
+    env = simpy.Environment()
+    disagg = config.disaggregated
+    transfer_start = np.full(n, np.nan)
+    transfer_dur = np.full(n, np.nan)
+    decode_log = RequestLog(n) if disagg else None
+    handoff_box: list = []
+    log: RequestLog = PrefillLog(n, lambda idx: handoff_box[0](idx)) if disagg else RequestLog(n)
+    inputs = requests.input_tokens.tolist()
+    outputs = requests.output_tokens.tolist()
+    ones = [1] * n
+    instances: list[Instance] = []
+    stage1: list[Instance] = []
+    decode: list[Instance] = []
+    for run in pools:
+        role = run.pool.role
+        enter = run.prep.enter_us.tolist()
+        for _ in range(run.pool.count):
+            inst = Instance(env, len(instances), run.config.engine, run.prep.num_blocks, run.prep.model,
+                            run.prep.block_keys, decode_log if role == "decode" else log, inputs,
+                            ones if role == "prefill" else outputs, enter)
+            if role == "decode":
+                inst.scheduler.kv_preloaded = True
+                decode.append(inst)
+            else:
+                stage1.append(inst)
+            instances.append(inst)
+            run.instances.append(inst)
+
+    admitted = admission_mask(create_admission_policy(config.admission, config), requests.arrival_us,
+                              requests.input_tokens)
+    if config.horizon_us is not None:  # requests arriving after the horizon are never seen, not rejected
+        admitted = admitted | (requests.arrival_us >= config.horizon_us)
+    log.rejected[~admitted] = True
+    fresh = config.snapshot_refresh_ms == 0
+    signals = [Signals(stage1, fresh)]
+    router = create_router(config.routing, stage1, signals[0], config)
+    decode_router = None
+    if disagg:
+        signals.append(Signals(decode, fresh))
+        decode_router = create_router(config.routing, decode, signals[1], config)
+    bytes_per_token, source = 0.0, ""
+    if disagg:
+        prefill_cfg = next(r.config for r in pools if r.pool.role == "prefill")
+        bytes_per_token, source = kv_bytes_per_token(prefill_cfg, config.pd_kv_bytes_per_token)
+    cluster = Cluster(config, env, requests, pools, instances, stage1, decode, log, decode_log, admitted, router,
+                      decode_router, signals, transfer_start, transfer_dur, source)
+    if disagg:
+        handoff_box.append(_handoff(cluster, bytes_per_token))
+    return cluster
+
+
+def _handoff(cluster: Cluster, bytes_per_token: float) -> Callable[[int], None]:
+    """The function the prefill side calls when a request's prefill finishes (at the step's end)."""
+    env = cluster.env
+    cfg = cluster.config
+    decode = cluster.decode
+    router = cluster.decode_router
+    assert router is not None
+    inputs = cluster.requests.input_tokens.tolist()
+    arrival = cluster.requests.arrival_us
+    # the decode instance's API-server delay for each request (its pool's queueing model)
+    delays = [None] * len(decode)
+    for run in cluster.pools:
+        if run.pool.role == "decode":
+            d = (run.prep.enter_us - arrival).tolist()
+            for inst in run.instances:
+                delays[decode.index(inst)] = d
+    bw, lat = cfg.pd_transfer_bandwidth, cfg.pd_transfer_latency_ms
+    start, dur = cluster.transfer_start_us, cluster.transfer_us
+
+    def handoff(idx: int) -> None:
+        now = int(env.now)
+        pos = router.choose(idx)
+        inst = decode[pos]
+        t = transfer_time_us(inputs[idx], bytes_per_token, bw, lat)
+        start[idx] = now
+        dur[idx] = t
+        if cluster.on_route is not None:
+            cluster.on_route("decode", idx, inst.index)
+        inst.push(idx, enter_us=now + t + delays[pos][idx])
+
+    return handoff
+
+
+class _Feeder:
+    """Routes each admitted request at its arrival time (state-dependent routing).
+
+    Driven by timeout callbacks rather than a SimPy process (cheaper per arrival). When no event is due
+    before the next arrival, nothing can change in between, so that request is routed at once (same state,
+    fewer events); otherwise the instances catch up first."""
+
+    def __init__(self, cluster: Cluster, order: list[int], times: list[int]) -> None:
+        self.cluster = cluster
+        self.order = order
+        self.times = times
+        self.pos = 0
+
+    def start(self) -> None:
+        self._route(None)
+
+    def _route(self, _event) -> None:
+        cluster = self.cluster
+        env = cluster.env
+        peek = env.peek
+        choose = cluster.router.choose
+        stage1 = cluster.stage1
+        hook = cluster.on_route
+        order, times = self.order, self.times
+        pos, n = self.pos, len(order)
+        while pos < n:
+            t = times[pos]
+            now = env.now
+            if t > now and peek() <= t:
+                self.pos = pos
+                env.timeout(t - now).callbacks.append(self._route)
+                return
+            idx = order[pos]
+            inst = stage1[choose(idx)]
+            if hook is not None:
+                hook("arrival", idx, inst.index)
+            inst.push(idx)
+            pos += 1
+        self.pos = pos
+        cluster.feeder_done = True
+        for inst in stage1:
+            inst.close()
+
+
+def _assign_static(cluster: Cluster, order: np.ndarray) -> None:
+    """Give each instance its requests up front (routing that ignores instance state)."""
+    stage1 = cluster.stage1
+    positions = np.asarray(cluster.router.assign(len(order)), dtype=np.int64) if hasattr(cluster.router, "assign") \
+        else np.array([cluster.router.choose(int(i)) for i in order], dtype=np.int64)
+    for pos, inst in enumerate(stage1):
+        mine = order[positions == pos]
+        enter = np.asarray(inst._enter_us)[mine] if len(mine) else np.zeros(0, dtype=np.int64)
+        mine = mine[np.argsort(enter, kind="stable")]
+        cluster.log.instance[mine] = inst.index
+        inst.assign_all(mine.tolist())
+    cluster.feeder_done = True
+
+
+def _snapshots(cluster: Cluster, interval_us: int) -> None:
+    """Refreshes what the routers see every ``interval_us`` until no routing decision is left (timeout
+    callbacks, no process)."""
+    env = cluster.env
+
+    def tick(_event) -> None:
+        now = int(env.now)
+        for s in cluster.signals:
+            s.refresh(now)
+        if cluster.feeder_done and (not cluster.disaggregated or all(i.process.triggered for i in cluster.stage1)):
+            return
+        env.timeout(interval_us).callbacks.append(tick)
+
+    tick(None)
+
+
+def _close_decode(cluster: Cluster):
+    yield cluster.env.all_of([i.process for i in cluster.stage1])
+    for inst in cluster.decode:
+        inst.close()
+
+
+def run_cluster(cluster: Cluster, progress: ProgressFn | None = None) -> None:
+    env = cluster.env
+    cfg = cluster.config
+    req = cluster.requests
+    order = np.flatnonzero(cluster.admitted)  # arrival order (the table is sorted by arrival)
+    dynamic = not cluster.router.static
+    if dynamic:
+        _Feeder(cluster, order.tolist(), req.arrival_us[order].tolist()).start()
+    else:
+        _assign_static(cluster, order)
+    if cluster.disaggregated:
+        env.process(_close_decode(cluster))
+    routers = [cluster.router] + ([cluster.decode_router] if cluster.decode_router is not None else [])
+    if cfg.snapshot_refresh_ms > 0 and any(not r.static for r in routers):
+        _snapshots(cluster, max(1, round(cfg.snapshot_refresh_ms * 1000)))
+    run_environment(env, cluster.done_count, len(req), cfg.horizon_us, int(req.arrival_us[-1]), progress,
+                    processes=[inst.process for inst in cluster.instances])
+
+
+def simulate_cluster(config: ClusterConfig, requests: RequestTable | None = None,
+                     progress: ProgressFn | None = None, on_route: RouteHook | None = None) -> SimResult:
+    """Simulate the cluster ``config`` (``requests`` replaces ``config.workload``).
+
+    ``on_route(stage, request, instance)`` (optional) is called before each routing decision takes effect
+    (stage "arrival", or "decode" for the P/D hand-over); state-independent routing decided up front is not
+    reported. Returns a SimResult whose summary holds cluster metrics and whose ``instances`` holds one row
+    per instance."""
+    if not isinstance(config, ClusterConfig):
+        raise TypeError("simulate_cluster needs a ClusterConfig (use blis.simulate for a SimConfig)")
+    cluster = build_cluster(config, requests)
+    cluster.on_route = on_route
+    run_cluster(cluster, progress)
+    return summarize(cluster)
+
+
+# ------------------------------------------------------------------------------------------------ results
+def summarize(cluster: Cluster) -> SimResult:
+    from blis.cluster.report import instance_rows, pool_rows
+
+    cfg = cluster.config
+    req = cluster.requests
+    log = cluster.log
+    horizon = cfg.horizon_us
+    arrived = req.arrival_us < horizon if horizon is not None else np.ones(len(req), dtype=bool)
+    admitted = cluster.admitted & arrived
+    routed = admitted & (log.instance >= 0)
+    extra: dict = {
+        "num_instances": len(cluster.instances),
+        "routing": cfg.routing,
+    }
+    if cfg.routing == "weighted":
+        pairs = cfg.routing_scorers or None
+        extra["routing_scorers"] = (",".join(f"{n}:{w:g}" for n, w in pairs) if pairs else DEFAULT_SCORERS)
+    extra.update({
+        "snapshot_refresh_ms": cfg.snapshot_refresh_ms,
+        "admission": cfg.admission,
+        "arrived_requests": int(arrived.sum()),
+        "admitted_requests": int(admitted.sum()),
+        "admission_rejected_requests": int((~cluster.admitted).sum()),
+        "routed_requests": int(routed.sum()),
+        "disaggregated": cluster.disaggregated,
+        "pools": pool_rows(cluster),
+    })
+    extra_columns: dict = {"admission_rejected": ~cluster.admitted}
+    if cluster.disaggregated:
+        assert cluster.decode_log is not None
+        transfer_ms = cluster.transfer_us / 1000.0
+        extra.update({
+            "prefill_instances": len(cluster.stage1),
+            "decode_instances": len(cluster.decode),
+            "pd_transfer_bandwidth_gb_s": cfg.pd_transfer_bandwidth,
+            "pd_transfer_latency_ms": cfg.pd_transfer_latency_ms,
+            "pd_kv_bytes_source": cluster.kv_bytes_source,
+            "transfers": int((~np.isnan(transfer_ms)).sum()),
+        })
+        extra.update(stats("transfer", cluster.transfer_us[~np.isnan(cluster.transfer_us)]))
+        extra_columns.update({
+            "prefill_instance": log.instance.copy(),
+            "decode_instance": cluster.decode_log.instance.copy(),
+            "transfer_start_ms": cluster.transfer_start_us / 1000.0,
+            "transfer_ms": transfer_ms,
+        })
+    first = cluster.pools[0].prep
+    prep = Prepared(first.config, req, first.model, first.latency_model_name, first.latency_model_reason,
+                    first.num_blocks, first.enter_us, first.block_keys)
+    res = collect(prep, cluster.instances, log, extra=extra, decode_log=cluster.decode_log,
+                  extra_columns=extra_columns)
+    res.summary["total_kv_blocks"] = int(sum(i.scheduler.pool.num_blocks for i in cluster.instances))
+    res.instance_rows = instance_rows(cluster, res)
+    res.summary["instances"] = res.instance_rows
+    return res
