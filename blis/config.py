@@ -29,7 +29,8 @@ class EngineConfig(BaseModel):
     )
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     async_scheduling: bool = Field(
-        False, description="vLLM async scheduling: the next step is scheduled while the current one runs"
+        True, description="vLLM async scheduling (default since vLLM 0.14): the next step is scheduled while "
+        "the current one runs, so a request that arrives during a step joins one step later"
     )
 
 
