@@ -32,8 +32,7 @@ def test_bench_data_path_selects_v2(tmp_path, no_package_tables):
     write_synthetic(tmp_path / "root" / "h100", gpu="h100")
     write_synthetic(tmp_path / "root" / "a100", gpu="a100")
     for path in (tmp_path / "root", tmp_path / "root" / "h100"):
-        name, reason = choose_latency_model(SimConfig(model="qwen3-14b", hardware="H100-SXM",
-                                                      bench_data_path=str(path)))
+        name, reason = choose_latency_model(SimConfig(hardware="H100-SXM", bench_data_path=str(path)))
         assert name == "roofline-v2"
         assert str(tmp_path / "root" / "h100") in reason
     # the A100 folder is found under its alias too
@@ -53,28 +52,26 @@ def test_package_bench_data_is_used_when_it_has_the_gpu(monkeypatch, tmp_path):
     pkg = tmp_path / "pkg"
     write_synthetic(pkg / "h100", gpu="h100")
     monkeypatch.setattr(selection, "package_bench_data_dir", lambda: pkg)
-    assert choose_latency_model(SimConfig(model="qwen3-14b", hardware="H100"))[0] == "roofline-v2"
-    assert choose_latency_model(SimConfig(model="qwen3-14b", hardware="A100"))[0] == "roofline"
+    assert choose_latency_model(SimConfig(hardware="H100"))[0] == "roofline-v2"
+    assert choose_latency_model(SimConfig(hardware="A100"))[0] == "roofline"
 
 
 def test_repository_bench_data_holds_no_measured_gpu_yet():
     assert selection.gpu_folders(selection.package_bench_data_dir()) == []
 
 
-def test_calibrated_coefficients_for_the_exact_setup_win(tmp_path, no_package_tables):
-    # llama-2-7b / H100 / TP1 has coefficients fitted on real vLLM runs in the shipped table
-    name, reason = choose_latency_model(SimConfig(model="llama-2-7b", hardware="H100", tp=1))
-    assert name == "blackbox" and "calibrated on real vLLM runs" in reason
-    # ...but kernel tables asked for explicitly win
-    folder = write_synthetic(tmp_path / "h100", gpu="h100")
-    assert choose_latency_model(SimConfig(model="llama-2-7b", tp=1, bench_data_path=str(folder)))[0] == "roofline-v2"
-    # another TP has no calibrated entry: physics
-    assert choose_latency_model(SimConfig(model="llama-2-7b", hardware="H100", tp=2))[0] == "roofline"
-
-
 def test_known_physics_selects_v1(no_package_tables):
-    name, reason = choose_latency_model(SimConfig(model="llama-3.1-8b", hardware="H100"))
+    name, reason = choose_latency_model(SimConfig(model="llama-2-7b", hardware="H100"))
     assert name == "roofline" and "model registry" in reason
+
+
+def test_roofline_uses_the_per_setup_refit_when_shipped():
+    from blis.latency.base import create_latency_model
+
+    tuned = create_latency_model("roofline", SimConfig(model="llama-2-70b", hardware="H100", tp=4))
+    generic = create_latency_model("roofline", SimConfig(model="llama-2-70b", hardware="H100", tp=8))
+    assert "roofline_models.yaml" in tuned.describe()["source"]
+    assert "roofline_models.yaml" not in generic.describe()["source"]
 
 
 def test_model_config_path_counts_as_known_physics(no_package_tables, shared_data):
@@ -92,8 +89,3 @@ def test_unknown_model_or_hardware_falls_back_to_blackbox(no_package_tables, tmp
     hw.write_text(json.dumps({"name": "TPU-v5", "base": "H100"}))
     assert choose_latency_model(SimConfig(model="llama-2-7b", hardware="TPU-v5",
                                           hardware_file=str(hw)))[0] == "roofline"
-    # no blackbox coefficients either: a clear error listing what is available
-    from blis.latency.base import LatencyModelError, create_latency_model
-
-    with pytest.raises(LatencyModelError, match="available"):
-        create_latency_model("blackbox", SimConfig(model="my-private-model", hardware="H100"))

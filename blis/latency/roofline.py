@@ -351,14 +351,37 @@ def build_roofline(model: ModelSpec | str, hardware: HardwareSpec | str = "H100"
     return RooflineModel(spec, hw, tp, params, source)
 
 
+def model_calibration(model: str, hardware: str, tp: int) -> dict | None:
+    """Shipped per-(model, hardware, TP) refit of the roofline parameters (``coefficients/roofline_models.yaml``,
+    written by ``blis calibrate --latency-model roofline`` on real runs of that setup), or None."""
+    import yaml
+
+    from blis.latency.blackbox import canonical_hardware_name, canonical_model_name
+
+    path = COEFF_DIR / "roofline_models.yaml"
+    if not path.is_file():
+        return None
+    m, h = canonical_model_name(model), canonical_hardware_name(hardware)
+    for entry in yaml.safe_load(path.read_text()) or []:
+        if (canonical_model_name(entry["model"]) == m and canonical_hardware_name(entry["hardware"]) == h
+                and int(entry["tp"]) == tp):
+            return entry
+    return None
+
+
 @register_latency_model("roofline")
 def create_roofline(config: SimConfig) -> RooflineModel:
     """Factory: model (``model_config_path`` or registry), hardware (``hardware_file`` may add or override),
-    shipped calibration for the hardware, then ``calibration_file`` overrides."""
+    shipped calibration for the hardware, then the shipped refit for this exact (model, hardware, TP) if
+    there is one, then ``calibration_file`` overrides."""
     model = resolve_model(config.model, config.model_config_path)
     extra = load_hardware_file(config.hardware_file) if config.hardware_file else None
     hw = get_hardware(config.hardware, extra)
     params, source = load_calibration(hw)
+    entry = None if config.model_config_path else model_calibration(config.model, config.hardware, config.tp)
+    if entry is not None:
+        params = params.updated(entry["params"])
+        source += f" + roofline_models.yaml ({entry['model']} tp{entry['tp']})"
     if config.calibration_file:
         params = params.updated(read_calibration_file(config.calibration_file))
         source += f" + {config.calibration_file}"

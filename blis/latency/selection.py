@@ -1,8 +1,6 @@
 """Automatic choice of the latency model for a configuration, with the reason (for the summary and stderr).
 
-Order: ``--latency-model`` when given; ``roofline-v2`` when ``--bench-data-path`` is given; ``blackbox`` when the shipped table has coefficients calibrated on
-real vLLM runs of exactly this (model, hardware, TP) (end-to-end evidence beats kernel-level physics: see
-docs/validation.md for the errors); ``roofline-v2`` when measured kernel tables exist for the GPU
+Order: ``--latency-model`` when given; ``roofline-v2`` when measured kernel tables exist for the GPU
 (``--bench-data-path`` or the repository's ``bench_data/<gpu>/``); ``roofline`` (v1) when the model's
 architecture (registry or ``--model-config``) and the hardware are known; else ``blackbox`` (fitted
 coefficients table).
@@ -104,18 +102,6 @@ def choose_latency_model(config: SimConfig) -> tuple[str, str]:
     """(registered latency-model name, one-line reason) for ``config``."""
     if config.latency_model:
         return config.latency_model, "chosen by --latency-model"
-    if config.bench_data_path:  # asked for kernel tables explicitly
-        folder = find_bench_folder(config)
-        return "roofline-v2", f"measured kernel tables for {config.hardware} in {folder}"
-    if not config.model_config_path:
-        from blis.latency.blackbox import lookup_coefficients
-
-        entry = lookup_coefficients(config.model, config.hardware, config.tp)
-        if entry is not None:
-            return "blackbox", (
-                f"coefficients calibrated on real vLLM runs of {entry['model']} on {entry['hardware']} "
-                f"x TP{entry['tp']} (blis/latency/coefficients/blackbox.yaml)"
-            )
     folder = find_bench_folder(config)
     if folder is not None:
         return "roofline-v2", f"measured kernel tables for {config.hardware} in {folder}"
