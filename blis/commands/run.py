@@ -73,7 +73,8 @@ def register(sub) -> None:
     g.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
                    help="vLLM async scheduling: the next step is scheduled while the current one runs, so an "
                    "arrival joins one step later (default: on, as vLLM >= 0.14)")
-    g.add_argument("--horizon-s", type=float, help="stop at this simulated time, seconds; unfinished requests are reported")
+    g.add_argument("--horizon-s", type=float,
+                   help="stop at this simulated time, seconds; unfinished requests are reported")
     g = p.add_argument_group("output")
     g.add_argument("--output", choices=("json", "table"), default="json", help="summary format on stdout")
     g.add_argument("--requests-out", metavar="PATH", help="write the per-request table (.csv, or .parquet)")
