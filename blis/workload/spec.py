@@ -290,16 +290,7 @@ class Workload(_Source):
     ) -> Workload:
         """A length preset (chatbot, contentgen, summarization, multidoc) at ``rate`` requests/s."""
         return cls.model_validate(
-            {
-                "preset_name": name,
-                "rate": rate,
-                "num_requests": None if stages else num_requests,
-                "seed": seed,
-                "arrival": arrival,
-                "cv": cv,
-                "stages": tuple(stages or ()),
-                "stage_gap_s": stage_gap_s,
-            }
+            {"preset_name": name, **_arrival_fields(rate, num_requests, seed, arrival, cv, stages, stage_gap_s)}
         )
 
     @classmethod
@@ -334,16 +325,7 @@ class Workload(_Source):
             **prompt_options,
         )
         return cls.model_validate(
-            {
-                "shared_prefix_spec": spec,
-                "rate": rate,
-                "num_requests": None if stages else num_requests,
-                "seed": seed,
-                "arrival": arrival,
-                "cv": cv,
-                "stages": tuple(stages or ()),
-                "stage_gap_s": stage_gap_s,
-            }
+            {"shared_prefix_spec": spec, **_arrival_fields(rate, num_requests, seed, arrival, cv, stages, stage_gap_s)}
         )
 
     @classmethod
@@ -482,6 +464,12 @@ def _validate_file(cls: type[Workload], data: dict[str, Any], path: str | Path) 
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "workload"
         raise BlisInputError(f"{path}: {loc}: {err['msg']}") from None
+
+
+def _arrival_fields(rate, num_requests, seed, arrival, cv, stages, stage_gap_s) -> dict:
+    """The arrival part of a Workload spec (with stages, num_requests is only a cap and left unset)."""
+    return {"rate": rate, "num_requests": None if stages else num_requests, "seed": seed, "arrival": arrival,
+            "cv": cv, "stages": tuple(stages or ()), "stage_gap_s": stage_gap_s}
 
 
 def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
