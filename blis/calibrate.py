@@ -215,11 +215,21 @@ class SearchTrace:
     history: list[float] = field(default_factory=list)
 
 
+def _scipy_optimize(*names: str):
+    """scipy.optimize functions, or a one-line error saying how to install scipy (an optional dependency)."""
+    try:
+        import scipy.optimize as opt
+    except ModuleNotFoundError as exc:
+        raise BlisInputError("calibrate needs scipy: pip install 'blis[calibrate]'") from exc
+    found = tuple(getattr(opt, n) for n in names)
+    return found if len(found) > 1 else found[0]
+
+
 def nelder_mead(loss: Callable[[np.ndarray], float], x0: np.ndarray, max_evals: int, step: float = 0.25,
                 trace: SearchTrace | None = None) -> np.ndarray:
     """Minimise ``loss`` from ``x0`` (scipy's Nelder-Mead, at most ``max_evals`` calls; initial simplex
     moves each coordinate by ``step`` relative, or by ``step`` when it is 0)."""
-    from scipy.optimize import minimize
+    minimize = _scipy_optimize("minimize")
 
     trace = trace or SearchTrace()
     cache: dict[tuple, float] = {}
@@ -293,7 +303,7 @@ def measured_decode_design(run: MeasuredRun, rows: np.ndarray) -> tuple[np.ndarr
 
 def roofline_beta_guess(run: MeasuredRun) -> tuple[float, float, float]:
     """b0, b1, b2 (us) from a least-squares fit of the roofline step time over batches like the run's."""
-    from scipy.optimize import nnls
+    nnls = _scipy_optimize("nnls")
 
     from blis.latency.base import StepBatch, create_latency_model
     from blis.traces.replay import sim_config
@@ -317,7 +327,7 @@ def roofline_beta_guess(run: MeasuredRun) -> tuple[float, float, float]:
 def initial_blackbox(runs: list[MeasuredRun], pieces: list[Piece], settings: CalibrationSettings
                      ) -> tuple[np.ndarray, str]:
     """Starting (a0, a1, b0, b1, b2) for a group of runs of one model/TP, and how it was found."""
-    from scipy.optimize import nnls
+    nnls = _scipy_optimize("nnls")
 
     calm = [r for r in runs if not is_overloaded(r)]
     if calm:
