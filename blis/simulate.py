@@ -128,7 +128,9 @@ def run_environment(env: simpy.Environment, done: Callable[[], int], total: int,
 def simulate(config: SimConfig, requests: Optional[RequestTable] = None,
              progress: Optional[ProgressFn] = None) -> SimResult:
     """Simulate one serving instance under ``config`` (``requests`` replaces ``config.workload``)."""
-    if config.__class__.__name__ == "ClusterConfig":  # pragma: no cover - routed by blis.cluster
+    from blis.cluster.config import ClusterConfig  # lazy: blis.cluster builds on this module
+
+    if isinstance(config, ClusterConfig):
         raise TypeError("use blis.simulate_cluster for a ClusterConfig")
     prep = prepare(config, requests)
     req = prep.requests
@@ -183,7 +185,6 @@ def collect(prep: Prepared, instances: list[Instance], log: RequestLog, extra: O
     seg_req, seg_start, seg_end = tokens.segments()
     itl_values, itl_counts = itl_samples(ends.astype(np.float64), tokens.instance[seg_req], seg_req, seg_start,
                                          seg_end, offsets, a2)
-    done = finished
     summary: dict = {
         "model": cfg.model,
         "hardware": cfg.hardware,
@@ -192,25 +193,25 @@ def collect(prep: Prepared, instances: list[Instance], log: RequestLog, extra: O
         "latency_model_reason": prep.latency_model_reason,
         "total_kv_blocks": prep.num_blocks,
         "total_requests": int(len(req)),
-        "completed_requests": int(done.sum()),
+        "completed_requests": int(finished.sum()),
         "rejected_requests": int(log.rejected.sum()),
-        "unfinished_requests": int(len(req) - done.sum() - log.rejected.sum()),
+        "unfinished_requests": int(len(req) - finished.sum() - log.rejected.sum()),
         "preemption_count": int(preemptions.sum()),
     }
     if extra:
         summary.update(extra)
-    summary.update(stats("ttft", ttft[done]))
-    summary.update(stats("e2e", e2e[done]))
-    tp_done = tpot[done & (out_tokens > 1)]
+    summary.update(stats("ttft", ttft[finished]))
+    summary.update(stats("e2e", e2e[finished]))
+    tp_done = tpot[finished & (out_tokens > 1)]
     summary.update(stats("tpot", tp_done))
     summary.update(stats("itl", itl_values, itl_counts))
-    end_time = float(np.nanmax(finish)) if done.any() else float(ends.max() if len(ends) else 0.0)
+    end_time = float(np.nanmax(finish)) if finished.any() else float(ends.max() if len(ends) else 0.0)
     start_time = float(arrival.min()) if len(arrival) else 0.0
     duration_s = max(end_time - start_time, 1.0) / 1e6
     summary["sim_duration_s"] = (ends.max() if len(ends) else 0) / 1e6
-    summary["tokens_per_sec"] = float(out_tokens[done].sum() / duration_s)
-    summary["input_tokens_per_sec"] = float(req.input_tokens[done].sum() / duration_s)
-    summary["responses_per_sec"] = float(done.sum() / duration_s)
+    summary["tokens_per_sec"] = float(out_tokens[finished].sum() / duration_s)
+    summary["input_tokens_per_sec"] = float(req.input_tokens[finished].sum() / duration_s)
+    summary["responses_per_sec"] = float(finished.sum() / duration_s)
     durations = np.concatenate([i.steps.column("duration_us") for i in instances]).astype(np.float64) \
         if lengths.sum() else np.zeros(0)
     used = np.concatenate([i.steps.column("kv_blocks_used") for i in instances]).astype(np.float64) \

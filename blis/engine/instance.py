@@ -73,29 +73,25 @@ class Instance:
             self._wake.succeed()
 
     def _admit_entered(self, now: int) -> None:
-        sched = self.scheduler
+        """Move every request whose enter time is <= ``now`` into the scheduler's WAITING queue."""
         bulk = self._bulk
         pos = self._bulk_pos
         enter = self._enter_us
-        max_len = self._max_len
         n = len(bulk)
         while pos < n and enter[bulk[pos]] <= now:
-            idx = bulk[pos]
+            self._enter(bulk[pos])
             pos += 1
-            self.in_flight -= 1
-            if max_len is not None and self._input[idx] >= max_len:
-                self.log.on_rejected(idx)
-            else:
-                sched.add_request(idx)
         self._bulk_pos = pos
         pending = self._pending
         while pending and pending[0][0] <= now:
-            idx = heapq.heappop(pending)[1]
-            self.in_flight -= 1
-            if max_len is not None and self._input[idx] >= max_len:
-                self.log.on_rejected(idx)
-            else:
-                sched.add_request(idx)
+            self._enter(heapq.heappop(pending)[1])
+
+    def _enter(self, idx: int) -> None:
+        self.in_flight -= 1
+        if self._max_len is not None and self._input[idx] >= self._max_len:
+            self.log.on_rejected(idx)  # vLLM refuses prompts of max_model_len tokens or more
+        else:
+            self.scheduler.add_request(idx)
 
     def _next_enter(self) -> Optional[int]:
         t = None
