@@ -62,7 +62,7 @@ def main() -> None:
     tmp = None
     path = args.bench_data_path
     if path is None:
-        from blis.latency.bench_data_import import import_tables
+        from blis.bench_data.importers import import_tables
 
         shared = Path(os.environ.get("BLIS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
         tmp = tempfile.TemporaryDirectory()

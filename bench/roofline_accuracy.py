@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-model", default="roofline", help="latency model to evaluate (default roofline)")
     ap.add_argument("--calibration-file", help="calibration YAML/JSON overriding the shipped parameters")
     ap.add_argument("--kv-from-model", action="store_true",
-                    help="derive KV blocks with blis.latency.kv_capacity instead of the logged vLLM count")
+                    help="derive KV blocks with blis.physics.kv_capacity instead of the logged vLLM count")
     ap.add_argument("--json", action="store_true", help="print the per-run results as JSON on stdout")
     args = ap.parse_args(argv)
 

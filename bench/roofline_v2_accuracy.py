@@ -29,8 +29,8 @@ METRICS = ("ttft_mean_ms", "e2e_mean_ms", "tpot_mean_ms")
 
 
 def main() -> None:
-    from blis.latency.bench_data_import import import_tables
-    from blis.latency.mfu_tables import MfuDatabase
+    from blis.bench_data.importers import import_tables
+    from blis.bench_data.lookup import MfuDatabase
     from blis.traces import find_runs, load_run
     from blis.traces.replay import sim_config
     from blis.validate import is_overloaded, validate_run

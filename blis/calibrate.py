@@ -429,7 +429,7 @@ def fit_blackbox_group(runs: list[MeasuredRun], settings: CalibrationSettings) -
 def shipped_roofline_params(hardware: str) -> dict:
     from dataclasses import asdict
 
-    from blis.latency.hardware import get_hardware
+    from blis.physics.hardware import get_hardware
     from blis.latency.roofline import load_calibration
 
     params, _ = load_calibration(get_hardware(hardware))

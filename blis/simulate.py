@@ -54,7 +54,7 @@ def resolve_kv_blocks(config: SimConfig) -> int:
     """`total_kv_blocks` if given, else what vLLM would allocate for the model on the hardware."""
     if config.engine.total_kv_blocks is not None:
         return config.engine.total_kv_blocks
-    from blis.latency.kv_capacity import kv_blocks_for_config
+    from blis.physics.kv_capacity import kv_blocks_for_config
 
     return kv_blocks_for_config(config)
 

@@ -293,9 +293,9 @@ def check_written(out: Path, rels: Sequence[str]) -> int:
     """Run blis's bench_data checker over the tables of this run (those that exist) when it is
     importable; 0 when they pass."""
     try:
-        from blis.latency.bench_data_format import CheckReport, check_table
+        from blis.bench_data.format import CheckReport, check_table
     except ImportError:
-        log("blis.latency.bench_data_format not importable: tables not checked")
+        log("blis.bench_data.format not importable: tables not checked")
         return 0
     report = CheckReport()
     for rel in rels:

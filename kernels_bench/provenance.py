@@ -1,7 +1,7 @@
 """``provenance.json`` of a GPU folder: device, software versions, the peaks MFU is relative to, and the
 measured ceilings (peak GEMM rate, device-to-device copy bandwidth).
 
-The file follows `blis.latency.bench_data_format.Provenance` (fields are fixed there): ``peak_tflops``
+The file follows `blis.bench_data.format.Provenance` (fields are fixed there): ``peak_tflops``
 holds the datasheet dense peaks (the MFU denominators) and ``peak_memory_bandwidth_GBps`` the datasheet
 bandwidth; what the format has no field for goes into ``notes`` as ``"key: value"`` lines (measured
 peaks, copy bandwidth, the kernel behind each table, the timing method). A later invocation reads these
@@ -37,8 +37,8 @@ class Datasheet:
 
 
 def datasheet(gpu: str) -> Datasheet:
-    """Figures of ``gpu`` from ``blis.latency.hardware`` (ValueError naming the known GPUs if unknown)."""
-    from blis.latency import hardware
+    """Figures of ``gpu`` from ``blis.physics.hardware`` (ValueError naming the known GPUs if unknown)."""
+    from blis.physics import hardware
 
     try:
         spec = hardware.get_hardware(gpu)
@@ -87,7 +87,7 @@ def load(out_dir: Path) -> dict[str, Any] | None:
 def validate(prov: Mapping[str, Any]) -> None:
     """Check against the bench_data schema when blis's format module is importable (ValueError if not)."""
     try:
-        from blis.latency.bench_data_format import Provenance
+        from blis.bench_data.format import Provenance
     except ImportError:
         return
     from pydantic import ValidationError

@@ -1,7 +1,7 @@
 """Which shapes to measure: GEMM (k, n) pairs and attention head shapes of every registered model at each
 tensor-parallel degree, and the grids of token counts, sequence lengths and batch sizes.
 
-Models come from the blis registry (``blis.latency.model_spec``), read through the fields of its
+Models come from the blis registry (``blis.physics.model_spec``), read through the fields of its
 ``ModelSpec`` only: num_heads, num_kv_heads, head_dim, hidden_size, intermediate_size (per expert for MoE),
 num_experts, experts_per_token, vocab_size. Anything with those attributes works, so tests can pass
 their own specs.
@@ -195,7 +195,7 @@ def load_models(names: Sequence[str] | None = None) -> list[tuple[str, Any]]:
     """``(name, ModelSpec)`` from the blis registry: the given names, or every registered model.
 
     Raises ValueError naming the unknown model and the known ones."""
-    from blis.latency import model_spec  # lazy: the registry is only needed to enumerate shapes
+    from blis.physics import model_spec  # lazy: the registry is only needed to enumerate shapes
 
     known = list(model_spec.available_models())
     wanted = list(names) if names else known

@@ -16,7 +16,7 @@ from test_bench_data_helpers import (
 )
 
 from blis.errors import BlisInputError
-from blis.latency import bench_data_format as bdf
+from blis.bench_data import format as bdf
 
 
 def _replace_line(path, line_no: int, text: str) -> None:

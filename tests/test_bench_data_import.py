@@ -8,9 +8,9 @@ import json
 import pytest
 
 from blis.errors import BlisInputError
-from blis.latency import bench_data_format as bdf
-from blis.latency.bench_data_format import package_bench_data_dir
-from blis.latency.bench_data_import import choose_gemm_dtype, import_tables
+from blis.bench_data import format as bdf
+from blis.bench_data.format import package_bench_data_dir
+from blis.bench_data.importers import choose_gemm_dtype, import_tables
 
 
 @pytest.fixture(scope="module")

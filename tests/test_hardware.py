@@ -7,7 +7,7 @@ import json
 import pytest
 
 from blis.errors import BlisInputError
-from blis.latency.hardware import (
+from blis.physics.hardware import (
     BYTES_PER_ELEMENT,
     PRECISIONS,
     available_hardware,

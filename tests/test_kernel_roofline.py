@@ -8,7 +8,7 @@ import pytest
 
 from blis.cli import main
 from blis.errors import BlisInputError
-from blis.latency.kernel_roofline import attention_pairs, predict_attention, predict_gemm, predict_gemv
+from blis.physics.kernel_roofline import attention_pairs, predict_attention, predict_gemm, predict_gemv
 
 
 def test_gb10_gemv_fp16_by_hand():

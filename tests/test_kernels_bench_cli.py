@@ -51,7 +51,7 @@ def test_bad_arguments_exit_2_with_one_line(argv, needle, tmp_path, capsys):
     ],
 )
 def test_bad_names_exit_2_with_one_line(argv, needle, tmp_path, capsys):
-    pytest.importorskip("blis.latency.model_spec")
+    pytest.importorskip("blis.physics.model_spec")
     rc, _, err = _run(argv, tmp_path, capsys)
     assert rc == 2
     assert len(err.strip().splitlines()) == 1, err
@@ -60,7 +60,7 @@ def test_bad_names_exit_2_with_one_line(argv, needle, tmp_path, capsys):
 
 
 def test_dry_run_counts_points(tmp_path, capsys):
-    pytest.importorskip("blis.latency.model_spec")
+    pytest.importorskip("blis.physics.model_spec")
     rc, out, _ = _run(SWEEP + ["--models", "llama-2-7b", "--tp", "1", "--dtype", "bf16", "--dry-run"],
                       tmp_path, capsys)
     assert rc == 0
@@ -73,7 +73,7 @@ def test_dry_run_counts_points(tmp_path, capsys):
 
 
 def test_dry_run_all_lists_every_family(tmp_path, capsys):
-    pytest.importorskip("blis.latency.model_spec")
+    pytest.importorskip("blis.physics.model_spec")
     rc, out, _ = _run(["all", "--gpu", "h100", "--out", "OUT", "--quick", "--models", "llama-3.1-8b",
                        "--tp", "1,2", "--dry-run"], tmp_path, capsys)
     assert rc == 0
@@ -88,7 +88,7 @@ def test_dry_run_all_lists_every_family(tmp_path, capsys):
 
 
 def test_sweep_without_gpu_fails_cleanly(tmp_path, capsys):
-    pytest.importorskip("blis.latency.model_spec")
+    pytest.importorskip("blis.physics.model_spec")
     try:
         import torch
     except ImportError:

@@ -56,7 +56,7 @@ def test_non_positive_latency_is_refused(latency):
 
 def test_counts_agree_with_the_bench_data_format():
     """The checker's FLOP conventions (written separately) give the same numbers as ours."""
-    bdf = pytest.importorskip("blis.latency.bench_data_format")
+    bdf = pytest.importorskip("blis.bench_data.format")
     for b, s, h, d in [(1, 128, 32, 128), (4, 4096, 8, 64), (2, 32768, 64, 128)]:
         assert fl.prefill_attention_flops([s] * b, h, d, causal=True) == pytest.approx(bdf.flops_prefill(b, s, h, d))
     for b, L, h, kvh, d in [(1, 128, 32, 8, 128), (512, 131072, 8, 1, 128)]:

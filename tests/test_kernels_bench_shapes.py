@@ -107,7 +107,7 @@ def test_decode_kv_cache_bytes_by_hand():
 
 
 def test_every_registered_model_is_covered():
-    model_spec = pytest.importorskip("blis.latency.model_spec")
+    model_spec = pytest.importorskip("blis.physics.model_spec")
     models = shapes.load_models(None)
     assert [name for name, _ in models] == list(model_spec.available_models())
     gemm = shapes.gemm_shapes(models, shapes.TP_DEGREES)
@@ -129,6 +129,6 @@ def test_every_registered_model_is_covered():
 
 
 def test_unknown_model_is_named():
-    pytest.importorskip("blis.latency.model_spec")
+    pytest.importorskip("blis.physics.model_spec")
     with pytest.raises(ValueError, match="--models: unknown model 'no-such-model'"):
         shapes.load_models(["no-such-model"])

@@ -134,7 +134,7 @@ def test_skipped_points_are_reported_not_written(tmp_path):
 
 def test_written_folder_passes_the_bench_data_check(tmp_path):
     """Tables and provenance as kernels_bench writes them pass blis's checker (schema, units, bandwidth)."""
-    bdf = pytest.importorskip("blis.latency.bench_data_format")
+    bdf = pytest.importorskip("blis.bench_data.format")
     from kernels_bench import attention_prefill, provenance
 
     sheet = provenance.datasheet("h100")

@@ -10,7 +10,7 @@ import pytest
 
 from blis.cli import main as blis_main
 from blis.commands import kernels as kcmd
-from blis.latency.kernel_roofline import predict_gemm
+from blis.physics.kernel_roofline import predict_gemm
 from kernels_bench import provenance
 
 # (m, k, n, measured / ideal): distinct (k, n) so the checker's per-pair MFU trend does not apply.
@@ -80,7 +80,7 @@ def test_missing_folder_is_one_line_exit_2(tmp_path, capsys):
 def test_imported_h100_tables(shared_data, tmp_path, capsys):
     """Real H100 tables (imported from another project): every row is scored, and no kind runs faster
     than its roofline on the median (fitted efficiency within (0, 1])."""
-    from blis.latency.bench_data_import import import_tables
+    from blis.bench_data.importers import import_tables
 
     import_tables(shared_data / "kernels" / "h100-blis", "h100-blis", tmp_path)
     rc = blis_main(["kernels", "validate", "--bench-data", str(tmp_path / "h100"), "--json"])

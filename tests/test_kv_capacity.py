@@ -9,15 +9,15 @@ import pytest
 from blis.cli import main
 from blis.config import EngineConfig, SimConfig
 from blis.errors import BlisInputError
-from blis.latency.hardware import GiB
-from blis.latency.kv_capacity import (
+from blis.physics.hardware import GiB
+from blis.physics.kv_capacity import (
     kv_block_bytes,
     kv_blocks,
     kv_blocks_for_config,
     kv_memory,
     weight_bytes_per_gpu,
 )
-from blis.latency.model_spec import get_model
+from blis.physics.model_spec import get_model
 
 # What vLLM logged for the shared runs (meta.json kv_blocks_total_gpu; block 16, H100 80 GB,
 # max_num_batched_tokens 2048, max_num_seqs 128).

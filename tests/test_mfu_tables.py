@@ -16,8 +16,8 @@ from test_bench_data_helpers import (
     write_synthetic,
 )
 
-from blis.latency import bench_data_format as bdf
-from blis.latency.mfu_tables import (
+from blis.bench_data import format as bdf
+from blis.bench_data.lookup import (
     EXACT,
     EXTRAPOLATED,
     INTERPOLATED,

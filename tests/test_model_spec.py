@@ -7,7 +7,7 @@ import json
 import pytest
 
 from blis.errors import BlisInputError
-from blis.latency.model_spec import (
+from blis.physics.model_spec import (
     ModelSpec,
     available_models,
     get_model,

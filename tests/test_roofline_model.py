@@ -16,7 +16,7 @@ from blis.config import SimConfig
 from blis.errors import BlisInputError
 from blis.latency.base import LatencyModel, StepBatch, create_latency_model
 from blis.latency.roofline import RooflineParams, build_roofline, calibration_path
-from blis.latency.step_cost import step_pieces
+from blis.physics.step_cost import step_pieces
 
 
 def _model(name="llama-2-7b", tp=1, hardware="H100", **cfg):
@@ -175,8 +175,8 @@ def test_params_validation():
 
 def test_sync13_single_request_accuracy(shared_data):
     """Median |error| of TTFT and TPOT over the 13 single-request H100 runs, each predicted for one request
-    of mean prompt / output length (see blis.latency.fit_roofline.sync13_cases)."""
-    from blis.latency.fit_roofline import sync13_cases, sync13_errors
+    of mean prompt / output length (see tools.fit_roofline.sync13_cases)."""
+    from tools.fit_roofline import sync13_cases, sync13_errors
 
     m = _model()
     errs = sync13_errors(sync13_cases(shared_data), m.params)
@@ -186,7 +186,7 @@ def test_sync13_single_request_accuracy(shared_data):
 
 
 def test_shipped_coefficients_are_reproducible(shared_data):
-    from blis.latency.fit_roofline import fit
+    from tools.fit_roofline import fit
 
     shipped = json.loads(calibration_path("H100-SXM").read_text())["params"]
     params, _ = fit(shared_data)

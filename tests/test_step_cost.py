@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blis.latency.model_spec import get_model
-from blis.latency.step_cost import (
+from blis.physics.model_spec import get_model
+from blis.physics.step_cost import (
     attention_decode_counts,
     attention_prefill_counts,
     expected_active_experts,

@@ -34,7 +34,7 @@ def kv_bytes_per_token(config: SimConfig, override: float | None = None) -> tupl
     if override is not None:
         return float(override), "pd_kv_bytes_per_token"
     try:
-        from blis.latency.model_spec import get_model, load_hf_config
+        from blis.physics.model_spec import get_model, load_hf_config
     except ModuleNotFoundError:  # pragma: no cover - the physics module ships with blis
         return float(FALLBACK_KV_BYTES_PER_TOKEN), "fallback: llama-2-7b tp1 (model spec module missing)"
     try:

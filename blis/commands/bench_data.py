@@ -51,8 +51,8 @@ def register(subparsers) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from blis.latency.bench_data_format import check_bench_dir
-    from blis.latency.bench_data_import import import_tables
+    from blis.bench_data.format import check_bench_dir
+    from blis.bench_data.importers import import_tables
 
     result = import_tables(args.src, args.layout, args.out, args.gemm_dtype, args.source, args.force)
     for note in result.notes:
@@ -67,7 +67,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from blis.latency.bench_data_format import check_bench_dir
+    from blis.bench_data.format import check_bench_dir
 
     report = check_bench_dir(args.dir)
     if args.json:
@@ -79,8 +79,8 @@ def _check(args: argparse.Namespace) -> int:
 
 def _loo(args: argparse.Namespace) -> int:
     from blis.errors import BlisInputError
-    from blis.latency.bench_data_format import gpu_folders, load_bench_dir
-    from blis.latency.mfu_tables import leave_one_out
+    from blis.bench_data.format import gpu_folders, load_bench_dir
+    from blis.bench_data.lookup import leave_one_out
 
     folders = gpu_folders(args.dir)
     if len(folders) != 1:

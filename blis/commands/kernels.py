@@ -1,7 +1,7 @@
 """`python -m blis kernels validate`: measured kernel latencies (a bench_data GPU folder) against the
 kernel roofline, ideal and with one fitted efficiency per kernel kind.
 
-For every row: the ideal roofline time (`blis.latency.kernel_roofline` at the datasheet peaks), the
+For every row: the ideal roofline time (`blis.physics.kernel_roofline` at the datasheet peaks), the
 roofline scaled by the group's fitted factor, the measurement, and the fitted prediction's error. A group
 is one table kind and dtype (``gemm bf16``, ``gemm fp8``, ``attention_prefill bf16``, ``attention_decode
 bf16/fp8`` ...); its factor is the median of measured / ideal over its rows, i.e. its fitted efficiency
@@ -68,7 +68,7 @@ class RowResult:
 
 def group_rows(data: Any, hardware: Any) -> dict[str, list[dict[str, Any]]]:
     """Rows of every table with their ideal roofline time, grouped by kind and dtype."""
-    from blis.latency.kernel_roofline import predict_attention, predict_gemm
+    from blis.physics.kernel_roofline import predict_attention, predict_gemm
 
     groups: dict[str, list[dict[str, Any]]] = {}
 
@@ -157,8 +157,8 @@ def colour(err_pct: float) -> str:
 
 
 def _load(path: str, hardware: str | None) -> tuple[Any, Any]:
-    from blis.latency.bench_data_format import gpu_folders, load_bench_dir
-    from blis.latency.hardware import get_hardware
+    from blis.bench_data.format import gpu_folders, load_bench_dir
+    from blis.physics.hardware import get_hardware
 
     folders = gpu_folders(path)
     if len(folders) != 1:

@@ -95,7 +95,7 @@ def _read_table(path: str | None) -> dict | None:
 def _extra(args):
     if not args.hardware_file:
         return None
-    from blis.latency.hardware import load_hardware_file
+    from blis.physics.hardware import load_hardware_file
 
     return load_hardware_file(args.hardware_file)
 
@@ -121,7 +121,7 @@ def _emit(result, args) -> int:
 
 
 def _run_gemv(args) -> int:
-    from blis.latency.kernel_roofline import predict_gemv
+    from blis.physics.kernel_roofline import predict_gemv
 
     r = predict_gemv(args.N, args.K, args.precision, args.hardware, efficiency=args.efficiency,
                      efficiencies=_read_table(args.efficiency_file), hardware_extra=_extra(args))  # fmt: skip
@@ -129,7 +129,7 @@ def _run_gemv(args) -> int:
 
 
 def _run_gemm(args) -> int:
-    from blis.latency.kernel_roofline import predict_gemm
+    from blis.physics.kernel_roofline import predict_gemm
 
     r = predict_gemm(args.M, args.N, args.K, args.precision, args.hardware, efficiency=args.efficiency,
                      efficiencies=_read_table(args.efficiency_file), hardware_extra=_extra(args))  # fmt: skip
@@ -137,7 +137,7 @@ def _run_gemm(args) -> int:
 
 
 def _run_attention(args) -> int:
-    from blis.latency.kernel_roofline import predict_attention
+    from blis.physics.kernel_roofline import predict_attention
 
     r = predict_attention(
         args.batch, args.heads, args.kv_heads or args.heads, args.q_len, args.kv_len, args.head_dim, args.causal,
@@ -148,9 +148,9 @@ def _run_attention(args) -> int:
 
 
 def _run_kv(args) -> int:
-    from blis.latency.hardware import GiB, get_hardware
-    from blis.latency.kv_capacity import kv_memory
-    from blis.latency.model_spec import get_model, load_hf_config
+    from blis.physics.hardware import GiB, get_hardware
+    from blis.physics.kv_capacity import kv_memory
+    from blis.physics.model_spec import get_model, load_hf_config
 
     spec = load_hf_config(args.model_config, name=args.model) if args.model_config else get_model(args.model)
     hw = get_hardware(args.hardware, _extra(args))

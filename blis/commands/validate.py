@@ -57,7 +57,7 @@ def _ms(x: float) -> str:
 
 def _short(model: str) -> str:
     try:
-        from blis.latency.model_spec import get_model
+        from blis.physics.model_spec import get_model
 
         return get_model(model).name
     except Exception:  # a name the registry does not know is shown as given

@@ -64,7 +64,7 @@ def load_coefficient_table() -> list[dict]:
 def canonical_model_name(name: str) -> str:
     """HuggingFace id (lower case) of a registry name or id; the name itself when unknown."""
     try:
-        from blis.latency.model_spec import get_model
+        from blis.physics.model_spec import get_model
 
         return get_model(name).hf_id.lower()
     except Exception:  # registry absent or name unknown: "org/name-hf" and "name" match
@@ -74,7 +74,7 @@ def canonical_model_name(name: str) -> str:
 
 def canonical_hardware_name(name: str) -> str:
     try:
-        from blis.latency.hardware import get_hardware
+        from blis.physics.hardware import get_hardware
 
         return get_hardware(name).name.upper()
     except Exception:

@@ -5,12 +5,12 @@ Step time (microseconds, per GPU of a TP group) =
   + TP all-reduces (2 per layer: latency + ring traffic / (link bandwidth x interconnect_efficiency))
   + step_overhead_us + num_layers x layer_overhead_us (+ prefill_step_overhead_us when the step has
     prefill tokens).
-The pieces are the ones of ``blis.latency.step_cost`` (weight GEMMs, MoE experts actually hit, prefill and
+The pieces are the ones of ``blis.physics.step_cost`` (weight GEMMs, MoE experts actually hit, prefill and
 decode attention, element-wise kernels, LM head). GEMM FLOPs of prefill tokens run at ``mfu_prefill``,
 those of decode tokens (and the LM head) at ``mfu_decode``; prefill attention at
 ``mfu_attention_prefill``. Weight, activation and element-wise bytes stream at ``bw_efficiency``, KV-cache
 bytes (attention) at ``bw_efficiency_attention``. Parameters come from ``coefficients/roofline_<hardware>.json``
-(fitted, see docs/roofline.md and ``blis.latency.fit_roofline``), overridable by ``SimConfig.calibration_file``.
+(fitted, see docs/roofline.md and ``tools.fit_roofline``), overridable by ``SimConfig.calibration_file``.
 
 Per-model constants are computed once in ``__init__``; ``step_time_us`` is plain float arithmetic.
 """
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from blis.errors import BlisInputError
 from blis.latency.base import StepBatch, register_latency_model
-from blis.latency.hardware import HardwareSpec, get_hardware, load_hardware_file
-from blis.latency.model_spec import ModelSpec, check_tp, resolve_model
-from blis.latency.step_cost import (
+from blis.physics.hardware import HardwareSpec, get_hardware, load_hardware_file
+from blis.physics.model_spec import ModelSpec, check_tp, resolve_model
+from blis.physics.step_cost import (
     ACT_BYTES,
     allreduce_bytes,
     elementwise_bytes_per_token,
@@ -340,7 +340,7 @@ class RooflineModel:
 def build_roofline(model: ModelSpec | str, hardware: HardwareSpec | str = "H100", tp: int = 1,
                    overrides: Mapping[str, Any] | None = None) -> RooflineModel:  # fmt: skip
     """Convenience constructor: built-in model/hardware names, shipped calibration, optional overrides."""
-    from blis.latency.model_spec import get_model
+    from blis.physics.model_spec import get_model
 
     spec = get_model(model)
     hw = get_hardware(hardware)

@@ -7,7 +7,7 @@ Step time (microseconds, one GPU of the TP group) =
   + roofline v1's other terms: element-wise kernels, TP all-reduces, step / layer / prefill overheads;
 queueing, output-token, scheduling and preemption times are v1's. The measured latency is the MFU
 table's: FLOPs / (peak x MFU(shape)) with MFU interpolated between measured shapes (see
-``blis.latency.mfu_tables``); the bandwidth term is v1's memory time, which takes over where the table
+``blis.bench_data.lookup``); the bandwidth term is v1's memory time, which takes over where the table
 would be non-physical (e.g. GEMMs smaller than the smallest measured m), and FLOPs / peak keeps a table
 borrowed from another dtype or shape from implying MFU > 1.
 
@@ -29,12 +29,12 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blis.latency import bench_data_format as bdf
+from blis.bench_data import format as bdf
 from blis.latency.base import LatencyModelError, StepBatch, register_latency_model
-from blis.latency.mfu_tables import EXACT, EXTRAPOLATED, INTERPOLATED, Curve, Grid2D, MfuDatabase
+from blis.bench_data.lookup import EXACT, EXTRAPOLATED, INTERPOLATED, Curve, Grid2D, MfuDatabase
 from blis.latency.roofline import RooflineModel, compute_precision, create_roofline
 from blis.latency.selection import find_bench_folder
-from blis.latency.step_cost import (
+from blis.physics.step_cost import (
     ACT_BYTES,
     allreduce_bytes,
     elementwise_bytes_per_token,

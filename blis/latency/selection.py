@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from blis.errors import BlisInputError
-from blis.latency.bench_data_format import PROVENANCE_FILE, gpu_folders, package_bench_data_dir
+from blis.bench_data.format import PROVENANCE_FILE, gpu_folders, package_bench_data_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from blis.config import SimConfig
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def _hardware_extra(config: SimConfig):
     if not config.hardware_file:
         return None
-    from blis.latency.hardware import load_hardware_file
+    from blis.physics.hardware import load_hardware_file
 
     return load_hardware_file(config.hardware_file)
 
@@ -29,7 +29,7 @@ def _hardware_extra(config: SimConfig):
 def _canonical_gpu(name: str, extra=None) -> str:
     """Canonical hardware name when blis knows ``name`` (aliases fold together), else ``name`` lower-cased."""
     try:
-        from blis.latency.hardware import get_hardware
+        from blis.physics.hardware import get_hardware
 
         return get_hardware(name, extra).name.lower()
     except (ImportError, BlisInputError):
@@ -80,8 +80,8 @@ def find_bench_folder(config: SimConfig) -> Path | None:
 
 def _physics_known(config: SimConfig) -> tuple[bool, str]:
     try:
-        from blis.latency.hardware import get_hardware
-        from blis.latency.model_spec import get_model, load_hf_config
+        from blis.physics.hardware import get_hardware
+        from blis.physics.model_spec import get_model, load_hf_config
     except ImportError:
         return False, "the roofline's model and hardware tables are not installed"
     try:

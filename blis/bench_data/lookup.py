@@ -25,7 +25,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from blis.latency import bench_data_format as bdf
+from blis.bench_data import format as bdf
 
 EXACT = "exact"
 INTERPOLATED = "interpolated"

@@ -1,9 +1,9 @@
 """Fit roofline v1 parameters for H100-SXM from the shared data; print the fit and optionally write it.
 
-    python -m blis.latency.fit_roofline [--data DIR] [--write]
+    python -m tools.fit_roofline [--data DIR] [--write]
 
 Stage 1, kernels (shared/data/kernels/h100-vllm-layer-profiles: per-layer timings through vLLM 0.14 on H100
-SXM), with the FLOP and byte counts of ``blis.latency.step_cost``; "floor + x" fits are least squares on
+SXM), with the FLOP and byte counts of ``blis.physics.step_cost``; "floor + x" fits are least squares on
 log time:
   - bw_efficiency and the GEMM floor: per-layer GEMM time at m <= 64 token rows (memory-bound) as
     floor + bytes / (bandwidth x efficiency);
@@ -36,10 +36,10 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from blis.latency.hardware import get_hardware
-from blis.latency.model_spec import get_model
+from blis.physics.hardware import get_hardware
+from blis.physics.model_spec import get_model
 from blis.latency.roofline import RooflineModel, RooflineParams, calibration_path
-from blis.latency.step_cost import (
+from blis.physics.step_cost import (
     attention_decode_counts,
     attention_prefill_counts,
     gemm_shapes,
@@ -265,7 +265,7 @@ def fit(data: Path) -> tuple[RooflineParams, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m blis.latency.fit_roofline", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.fit_roofline", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=default_data_dir(), help="shared data folder")
     ap.add_argument("--write", action="store_true", help=f"write coefficients/roofline_{HW.lower()}.json")
     args = ap.parse_args(argv)
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "hardware": HW,
         "params": asdict(params),
         "provenance": {
-            "script": "python -m blis.latency.fit_roofline --write",
+            "script": "python -m tools.fit_roofline --write",
             "kernel_data": "shared/data/kernels/h100-vllm-layer-profiles "
             "(inference-sim/inference-sim 0ba6f03, vLLM 0.14.0)",
             "end_to_end_data": "shared/data/reference/sync13_h100_gt_from_h-roofline_h1.csv "

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from blis.latency.model_spec import ModelSpec, check_tp
+from blis.physics.model_spec import ModelSpec, check_tp
 
 ACT_BYTES = 2.0  # activations and attention inputs/outputs in bf16/fp16
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from blis.errors import BlisInputError
-from blis.latency import bench_data_format as bdf
+from blis.bench_data import format as bdf
 
 # Dense datasheet figures for GPUs the sources cover, used when blis's hardware table lacks them.
 # H100 SXM: 989.5 TFLOP/s bf16 dense (1979 with sparsity), 1979 fp8 dense, 3.35 TB/s HBM3 (datasheet).
@@ -47,7 +47,7 @@ class ImportResult:
 def gpu_peaks(gpu: str) -> tuple[dict[str, float], float]:
     """(peak TFLOP/s per dtype, memory GB/s) for ``gpu``: blis's hardware table, else the datasheet above."""
     try:
-        from blis.latency.hardware import get_hardware
+        from blis.physics.hardware import get_hardware
 
         hw = get_hardware(gpu)
     except (ImportError, BlisInputError):  # hardware table missing or GPU unknown to it

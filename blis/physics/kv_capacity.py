@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from blis.errors import BlisInputError
-from blis.latency.hardware import GiB, HardwareSpec, get_hardware, load_hardware_file
-from blis.latency.model_spec import ModelSpec, check_tp, get_model, resolve_model
-from blis.latency.step_cost import gemm_shapes, lm_head_shape
+from blis.physics.hardware import GiB, HardwareSpec, get_hardware, load_hardware_file
+from blis.physics.model_spec import ModelSpec, check_tp, get_model, resolve_model
+from blis.physics.step_cost import gemm_shapes, lm_head_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     from blis.config import SimConfig

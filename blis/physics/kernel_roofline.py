@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from blis.errors import BlisInputError
-from blis.latency.hardware import HardwareSpec, bytes_per_element, get_hardware
+from blis.physics.hardware import HardwareSpec, bytes_per_element, get_hardware
 
 KERNELS = ("gemv", "gemm", "attention")
 

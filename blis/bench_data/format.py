@@ -117,7 +117,7 @@ class Provenance(BaseModel):
         if self.peak_memory_bandwidth_GBps is not None:
             return self.peak_memory_bandwidth_GBps * 1e9
         try:
-            from blis.latency.hardware import get_hardware  # optional: written by another module
+            from blis.physics.hardware import get_hardware  # optional: written by another module
 
             return float(get_hardware(self.gpu).memory_bandwidth_Bps)
         except (ImportError, BlisInputError):  # hardware table missing or GPU unknown: check skipped
