@@ -429,8 +429,8 @@ def fit_blackbox_group(runs: list[MeasuredRun], settings: CalibrationSettings) -
 def shipped_roofline_params(hardware: str) -> dict:
     from dataclasses import asdict
 
-    from blis.physics.hardware import get_hardware
     from blis.latency.roofline import load_calibration
+    from blis.physics.hardware import get_hardware
 
     params, _ = load_calibration(get_hardware(hardware))
     return asdict(params)

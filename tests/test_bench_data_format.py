@@ -15,8 +15,8 @@ from test_bench_data_helpers import (
     write_synthetic,
 )
 
-from blis.errors import BlisInputError
 from blis.bench_data import format as bdf
+from blis.errors import BlisInputError
 
 
 def _replace_line(path, line_no: int, text: str) -> None:

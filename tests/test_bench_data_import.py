@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from blis.errors import BlisInputError
 from blis.bench_data import format as bdf
 from blis.bench_data.format import package_bench_data_dir
 from blis.bench_data.importers import choose_gemm_dtype, import_tables
+from blis.errors import BlisInputError
 
 
 @pytest.fixture(scope="module")

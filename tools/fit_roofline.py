@@ -36,9 +36,9 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from blis.latency.roofline import RooflineModel, RooflineParams, calibration_path
 from blis.physics.hardware import get_hardware
 from blis.physics.model_spec import get_model
-from blis.latency.roofline import RooflineModel, RooflineParams, calibration_path
 from blis.physics.step_cost import (
     attention_decode_counts,
     attention_prefill_counts,

@@ -21,8 +21,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blis.errors import BlisInputError
 from blis.bench_data import format as bdf
+from blis.errors import BlisInputError
 
 # Dense datasheet figures for GPUs the sources cover, used when blis's hardware table lacks them.
 # H100 SXM: 989.5 TFLOP/s bf16 dense (1979 with sparsity), 1979 fp8 dense, 3.35 TB/s HBM3 (datasheet).

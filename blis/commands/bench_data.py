@@ -78,9 +78,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _loo(args: argparse.Namespace) -> int:
-    from blis.errors import BlisInputError
     from blis.bench_data.format import gpu_folders, load_bench_dir
     from blis.bench_data.lookup import leave_one_out
+    from blis.errors import BlisInputError
 
     folders = gpu_folders(args.dir)
     if len(folders) != 1:

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from blis.bench_data import format as bdf
-from blis.latency.base import LatencyModelError, StepBatch, register_latency_model
 from blis.bench_data.lookup import EXACT, EXTRAPOLATED, INTERPOLATED, Curve, Grid2D, MfuDatabase
+from blis.latency.base import LatencyModelError, StepBatch, register_latency_model
 from blis.latency.roofline import RooflineModel, compute_precision, create_roofline
 from blis.latency.selection import find_bench_folder
 from blis.physics.step_cost import (

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blis.errors import BlisInputError
 from blis.bench_data.format import PROVENANCE_FILE, gpu_folders, package_bench_data_dir
+from blis.errors import BlisInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from blis.config import SimConfig
