@@ -3,6 +3,7 @@
     python -m kernels_bench gemm|attention-prefill|attention-decode|all --gpu h100 --out bench_data/h100
         [--models llama-2-7b,...] [--tp 1,2,4,8] [--dtype bf16,fp8] [--quick] [--max-seconds 480]
     python -m kernels_bench compare-attention --gpu h100
+    python -m kernels_bench jobs plan|render|submit|status|collect|run-shard ...   (GPU cluster, see docs)
 
 Exit codes: 0 done (every table complete and checked), 75 stopped by --max-seconds with points left (run
 the same command again: it resumes), 2 bad arguments (one line), 1 anything else that stops a run
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kernels_bench import attention_decode, attention_prefill, gemm, shapes
-from kernels_bench.plan import FAMILIES, describe_plan, make_plan
+from kernels_bench.plan import FAMILIES, describe_plan, make_plan, restrict_plan
 from kernels_bench.report import Progress, log, table_summary, write_decode_bandwidth
 
 PROG = "kernels_bench"
@@ -154,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print rows as JSON on stdout instead of a table")
     _add_timing_args(p)
     p.set_defaults(handler=cmd_compare)
+    from kernels_bench.jobs.cli import register as register_jobs
+
+    register_jobs(sub)
     return parser
 
 
@@ -199,6 +203,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     models, sheet = _models_and_sheet(args)
     if args.dry_run:
         plan = make_plan(args, models, sheet.memory_bytes)
+        if getattr(args, "only", None) is not None:
+            plan = restrict_plan(plan, args.only)
         for line in describe_plan(plan):
             print(line)
         return 0
@@ -223,6 +229,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     decode_backend = attention_decode.resolve_backend(args.decode_backend)
     plan = make_plan(args, models, float(dev["total_memory"]), fp8_gemm=fp8_ok,
                      fp8_kv=decode_backend == attention_decode.FLASHINFER)
+    only = getattr(args, "only", None)  # a shard of `jobs run-shard`: keep its points only
+    if only is not None:
+        plan = restrict_plan(plan, only)
     for line in plan.notes:
         log(line)
     notes = list(prov["notes"])

@@ -69,3 +69,20 @@ def describe_plan(plan: Plan) -> list[str]:
         lines.append(f"{family}: {len(pts)} points in {len(tables)} tables")
         lines += [f"  {rel}: {n}" for rel, n in sorted(tables.items())]
     return lines + plan.notes
+
+
+def restrict_plan(plan: Plan, only: set) -> Plan:
+    """The plan's points whose identity (table path, key values as text) is in ``only``, order kept;
+    a note counts the points of ``only`` that this plan does not have (e.g. fp8 on a GPU without it)."""
+    from kernels_bench.jobs.shards import point_id
+
+    out = Plan(notes=list(plan.notes))
+    kept = 0
+    for family, pts in plan.points.items():
+        sel = [p for p in pts if point_id(p) in only]
+        if sel:
+            out.points[family] = sel
+        kept += len(sel)
+    if kept < len(only):
+        out.notes.append(f"shard: {len(only) - kept} of its {len(only)} points are not in this device's plan")
+    return out
