@@ -63,11 +63,15 @@ def _downsample(x: np.ndarray, n: int) -> np.ndarray:
 
 def summarise(result, max_points: int = 600) -> dict:
     """The API's view of one SimResult: summary, percentiles, CDF points and the step timeline."""
-    s = result.summary
+    return summarise_columns(result.summary, result.request_columns, result.step_columns, max_points)
+
+
+def summarise_columns(s: dict, req: dict, st: dict | None, max_points: int = 600) -> dict:
+    """Same from plain columns (per-request: finished, ttft_ms, e2e_ms; per-step: start_us, num_requests,
+    kv_blocks_used, num_waiting), e.g. the CSV files `blis run` writes."""
     pct = {}
     for m in ("ttft", "tpot", "itl", "e2e"):
         pct[m] = {k.split("_")[1]: s.get(k) for k in s if k.startswith(m + "_p") or k == f"{m}_mean_ms"}
-    req = result.request_columns
     fin = np.asarray(req["finished"], dtype=bool)
     cdf = {}
     for m in ("ttft_ms", "e2e_ms"):
@@ -75,27 +79,30 @@ def summarise(result, max_points: int = 600) -> dict:
         v = _downsample(v, max_points)
         cdf[m] = {"x": [round(float(a), 4) for a in v],
                   "y": [round((i + 1) / len(v), 5) for i in range(len(v))] if len(v) else []}
-    st = result.step_columns
-    start = np.asarray(st["start_us"], dtype=float)
-    order = _downsample(np.arange(len(start)), 2 * max_points)
-    timeline = {
-        "time_s": [round(float(start[i]) / 1e6, 6) for i in order],
-        "batch": [int(st["num_requests"][i]) for i in order],
-        "kv_blocks_used": [int(st["kv_blocks_used"][i]) for i in order],
-        "waiting": [int(st["num_waiting"][i]) for i in order],
-    }
+    timeline = None
+    if st is not None:
+        start = np.asarray(st["start_us"], dtype=float)
+        order = _downsample(np.arange(len(start)), 2 * max_points)
+        timeline = {
+            "time_s": [round(float(start[i]) / 1e6, 6) for i in order],
+            "batch": [int(st["num_requests"][i]) for i in order],
+            "kv_blocks_used": [int(st["kv_blocks_used"][i]) for i in order],
+            "waiting": [int(st["num_waiting"][i]) for i in order],
+        }
     return {"summary": s, "percentiles": pct, "cdf": cdf, "timeline": timeline}
 
 
 def _run(config_json: str, rates: list[float] | None, limits: Limits) -> dict:
     from blis.simulate import simulate
+    from blis.web.charts import run_figures
 
     config = SimConfig.model_validate_json(config_json)
     n = len(config.workload.generate())
     if n > limits.max_requests:
         raise SimLimitError(f"workload: {n} requests exceed this server's limit of {limits.max_requests}", 413)
     if not rates:
-        return {"run": summarise(simulate(config)), "sweep": None}
+        run = summarise(simulate(config))
+        return {"run": run, "sweep": None, "figures": run_figures(run, None)}
     sweep = []
     first = None
     for rate in rates:
@@ -107,7 +114,7 @@ def _run(config_json: str, rates: list[float] | None, limits: Limits) -> dict:
                       "responses_per_sec": s.get("responses_per_sec"), "ttft_p50_ms": s.get("ttft_p50_ms"),
                       "ttft_p99_ms": s.get("ttft_p99_ms"), "e2e_p50_ms": s.get("e2e_p50_ms"),
                       "e2e_p99_ms": s.get("e2e_p99_ms"), "tpot_p50_ms": s.get("tpot_p50_ms")})
-    return {"run": first, "sweep": sweep}
+    return {"run": first, "sweep": sweep, "figures": run_figures(first, sweep)}
 
 
 def _child(conn, config_json: str, rates, limits: Limits) -> None:
