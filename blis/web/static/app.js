@@ -35,6 +35,7 @@ function rooflineTraces(hw) {
   const traces = [];
   const xs = []; for (let e = -1; e <= 4.01; e += 0.05) xs.push(Math.pow(10, e));
   for (const [prec, peak] of Object.entries(hw.peak_tflops)) {
+    if ((prec === "fp8_e4m3" || prec === "fp8_e5m2") && hw.peak_tflops.fp8 === peak) continue; // same as fp8
     const bw = hw.bandwidth_gb_s / 1000; // TB/s: TFLOP/s per FLOP/byte
     traces.push({type: "scatter", mode: "lines", name: `${prec} ceiling`, legendgroup: prec,
       x: xs, y: xs.map(x => Math.min(peak, bw * x)), line: {color: colour(prec), width: 1.5},
@@ -61,10 +62,10 @@ function pointTraces(results) {
     const hover = rows.map(r => `${r.kernel_type} ${r.shape.join("x")} ${r.precision}<br>` +
       `predicted ${fmt(r.predicted_time_us, 1)} us, measured ${fmt(r.measured_time_us, 1)} us<br>` +
       `error ${fmt(r.error_pct, 1)} %, ${r.bottleneck}-bound (${r.memory_level})`);
-    traces.push({type: "scatter", mode: "markers", name: `predicted ${prec}`, legendgroup: prec,
+    traces.push({type: "scatter", mode: "markers", name: `predicted ${prec}`, legendgroup: prec, uid: `predicted-${prec}`,
       x: rows.map(r => r.ai), y: rows.map(r => r.predicted_tflops), text: hover, hoverinfo: "text",
       marker: {symbol: "circle", size: 11, color: colour(prec)}});
-    traces.push({type: "scatter", mode: "markers", name: `measured ${prec}`, legendgroup: prec,
+    traces.push({type: "scatter", mode: "markers", name: `measured ${prec}`, legendgroup: prec, uid: `measured-${prec}`,
       x: rows.map(r => r.ai), y: rows.map(r => r.measured_tflops), text: hover, hoverinfo: "text",
       marker: {symbol: "triangle-up", size: 12, color: colour(prec), line: {color: "#000", width: 1}}});
   }
