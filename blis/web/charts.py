@@ -35,7 +35,8 @@ def timeline_figure(timeline: dict | None) -> dict:
          "yaxis": "y2", "line": {"color": PALETTE[2]}},
     ]
     layout = _layout("Per-step batch and KV cache", "simulated time (s)", "requests",
-                     yaxis2={"title": {"text": "KV blocks"}, "overlaying": "y", "side": "right"})
+                     yaxis2={"title": {"text": "KV blocks"}, "overlaying": "y", "side": "right"},
+                     legend={"orientation": "h", "y": -0.25})
     return {"data": data, "layout": layout}
 
 

@@ -34,16 +34,23 @@ function selectHardware(name) {
 function rooflineTraces(hw) {
   const traces = [];
   const xs = []; for (let e = -1; e <= 4.01; e += 0.05) xs.push(Math.pow(10, e));
+  // one ceiling per distinct peak; precisions sharing it (bf16/fp16, fp8/int8/mxfp8...) share the line
+  const groups = new Map();
   for (const [prec, peak] of Object.entries(hw.peak_tflops)) {
-    if ((prec === "fp8_e4m3" || prec === "fp8_e5m2") && hw.peak_tflops.fp8 === peak) continue; // same as fp8
-    const bw = hw.bandwidth_gb_s / 1000; // TB/s: TFLOP/s per FLOP/byte
-    traces.push({type: "scatter", mode: "lines", name: `${prec} ceiling`, legendgroup: prec,
-      x: xs, y: xs.map(x => Math.min(peak, bw * x)), line: {color: colour(prec), width: 1.5},
-      hovertemplate: `${prec}: peak ${peak} TFLOP/s<br>AI %{x:.2f} FLOP/B: %{y:.2f} TFLOP/s<extra></extra>`});
-    const ridge = hw.ridge_points[prec];
-    traces.push({type: "scatter", mode: "markers", name: `${prec} ridge`, legendgroup: prec, showlegend: false,
-      x: [ridge], y: [peak], marker: {symbol: "diamond-open", size: 10, color: colour(prec)},
-      hovertemplate: `${prec} ridge point: %{x:.1f} FLOP/byte<extra></extra>`});
+    if (prec === "fp8_e4m3" || prec === "fp8_e5m2") continue; // the fp8 entry stands for both
+    if (!groups.has(peak)) groups.set(peak, []);
+    groups.get(peak).push(prec);
+  }
+  const bw = hw.bandwidth_gb_s / 1000; // TB/s: TFLOP/s per FLOP/byte
+  for (const [peak, precs] of groups) {
+    const label = precs.join(" / "), c = colour(precs[0]);
+    traces.push({type: "scatter", mode: "lines", name: `${label} ceiling`, x: xs,
+      y: xs.map(x => Math.min(peak, bw * x)), line: {color: c, width: 1.5},
+      hovertemplate: `${label}: peak ${peak} TFLOP/s<br>AI %{x:.2f} FLOP/B: %{y:.2f} TFLOP/s<extra></extra>`});
+    const ridge = hw.ridge_points[precs[0]];
+    traces.push({type: "scatter", mode: "markers", name: `${label} ridge`, showlegend: false,
+      x: [ridge], y: [peak], marker: {symbol: "diamond-open", size: 10, color: c},
+      hovertemplate: `${label} ridge point: %{x:.1f} FLOP/byte<extra></extra>`});
   }
   if (hw.l2_bandwidth_gb_s) {
     const l2 = hw.l2_bandwidth_gb_s / 1000;
