@@ -19,6 +19,8 @@ def serve(args) -> int:
     if not 1 <= args.port <= 65535:
         raise BlisInputError(f"port: must be in 1-65535, got {args.port}")
     try:
+        import fastapi  # noqa: F401
+        import plotly  # noqa: F401
         import uvicorn
     except ImportError:
         raise BlisInputError("serve: needs the web extra (pip install 'blis[web]')") from None
