@@ -4,6 +4,7 @@
         [--models llama-2-7b,...] [--tp 1,2,4,8] [--dtype bf16,fp8] [--quick] [--max-seconds 480]
     python -m kernels_bench compare-attention --gpu h100
     python -m kernels_bench jobs plan|render|submit|status|collect|run-shard ...   (GPU cluster, see docs)
+    python -m kernels_bench export-script --hardware gb10 --out bench_gb10.py
 
 Exit codes: 0 done (every table complete and checked), 75 stopped by --max-seconds with points left (run
 the same command again: it resumes), 2 bad arguments (one line), 1 anything else that stops a run
@@ -155,9 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print rows as JSON on stdout instead of a table")
     _add_timing_args(p)
     p.set_defaults(handler=cmd_compare)
+    from kernels_bench import export_script
     from kernels_bench.jobs.cli import register as register_jobs
 
     register_jobs(sub)
+    export_script.register(sub)
     return parser
 
 

@@ -8,4 +8,6 @@ COMMAND_MODULES = (
     "replay",
     "validate",
     "calibrate",
+    "serve",
+    "report",
 )
