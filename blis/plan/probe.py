@@ -50,10 +50,10 @@ class Load:
             return [settings.seed]  # one realisation: no seeds to vary
         return [settings.seed + i for i in range(settings.seeds)]
 
-    def num_requests(self, rate: float, settings: SearchSettings, units: int = 1) -> int:
-        """Requests per probe and seed: ``probe_seconds`` of arrivals, within [min_requests, max_requests x
-        units]."""
-        n = math.ceil(rate * settings.probe_seconds)
+    def num_requests(self, rate: float, settings: SearchSettings, units: int = 1, seconds: float = 0.0) -> int:
+        """Requests per probe and seed: ``seconds`` (at least ``probe_seconds``) of arrivals, within
+        [min_requests, max_requests x units]."""
+        n = math.ceil(rate * max(seconds, settings.probe_seconds))
         return int(min(max(n, settings.min_requests), settings.max_requests * units))
 
 
@@ -71,6 +71,7 @@ class ProbeTask:
     seed: int
     units: int = 1
     capacity: bool = False
+    seconds: float = 0.0  # arrivals to simulate (at least settings.probe_seconds)
 
 
 def build_config(task: ProbeTask):
@@ -82,7 +83,7 @@ def build_config(task: ProbeTask):
     requests = None
     if load.scalable:
         rate = CAPACITY_RATE if task.capacity else task.rate
-        n = settings.min_requests if task.capacity else load.num_requests(task.rate, settings, task.units)
+        n = settings.min_requests if task.capacity else load.num_requests(task.rate, settings, task.units, task.seconds)
         workload = load.workload.with_overrides(rate=rate, num_requests=n, seed=task.seed)
     else:
         workload = load.workload
@@ -127,10 +128,12 @@ def simulate_task(task: ProbeTask):
     return blis.simulate(config, requests=requests)
 
 
-def run_probe(task: ProbeTask) -> SeedStats | float:
-    """Simulate the task and judge its measured window (see `blis.plan.stability`); a capacity task returns
-    the completed requests per second instead."""
+def run_probe(task: ProbeTask) -> SeedStats | tuple[float, float]:
+    """Simulate the task and judge its measured window (see `blis.plan.stability`). A capacity task returns
+    (completed requests/s, seconds one request spends decoding at full batches: mean TPOT x mean output)."""
     result = simulate_task(task)
     if task.capacity:
-        return float(result.summary["responses_per_sec"])
+        s = result.summary
+        mean_out = s["tokens_per_sec"] / s["responses_per_sec"] if s["responses_per_sec"] else 0.0
+        return float(s["responses_per_sec"]), float((s.get("tpot_mean_ms") or 0.0) * mean_out / 1000.0)
     return judge_seed(result, task.slo, task.settings.warmup_fraction, task.seed)

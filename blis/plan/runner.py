@@ -6,6 +6,7 @@ so its path (and answer) never depends on which worker finished first."""
 from __future__ import annotations
 
 import os
+import sys
 from typing import Callable, Optional
 
 from blis.plan.probe import run_probe
@@ -28,7 +29,11 @@ class SerialBackend:
 
 
 class PoolBackend:
-    """A local process pool (spawned workers; each runs probes in-process)."""
+    """A local process pool; each worker runs probes in-process.
+
+    On Linux the workers are forked (started here, before any progress thread exists), so they inherit the
+    latency-model tables the candidate checks already loaded: a spawned worker would spend seconds loading
+    them again. Elsewhere they are spawned."""
 
     name = "local"
 
@@ -36,8 +41,10 @@ class PoolBackend:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
         self.workers = workers
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+        self.pool.submit(int).result()  # start the workers now (fork starts them all at the first task)
 
     def submit(self, task):
         return self.pool.submit(run_probe, task)

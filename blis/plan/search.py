@@ -26,6 +26,7 @@ from blis.plan.stability import Verdict, clear_after_first, pool
 
 Search = Generator[list, list, object]
 CAPACITY_MARGIN = 1.1
+PROBE_E2E = 8.0  # probes last at least this many full-batch request latencies (warm-up 2 + window >= 4)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Context:
     settings: SearchSettings
     target_rate: Optional[float]  # requests/s to serve (question 2), None for question 1
     fixed_load: bool = False  # question 2 at the workload's own load (trace, stages, closed loop)
+    seconds: dict = field(default_factory=dict)  # candidate -> probe length from its capacity probe, s
 
 
 @dataclass
@@ -59,7 +61,8 @@ def probe(ctx: Context, out: Outcome, rate: Optional[float], units: int = 1) -> 
     seeds = ctx.load.seeds(ctx.settings)
 
     def task(seed: int) -> ProbeTask:
-        return ProbeTask(out.candidate, ctx.base, ctx.load, ctx.slo, ctx.settings, rate, seed, units)
+        return ProbeTask(out.candidate, ctx.base, ctx.load, ctx.slo, ctx.settings, rate, seed, units,
+                         seconds=ctx.seconds.get(out.candidate, 0.0))
 
     first = (yield [task(seeds[0])])[0]
     stats = [first]
@@ -80,8 +83,9 @@ def max_rate_search(ctx: Context, out: Outcome, hint_fraction: Optional[float]) 
     a neighbour's answer as a fraction of its capacity, where this search starts."""
     s = ctx.settings
     cap_task = ProbeTask(out.candidate, ctx.base, ctx.load, ctx.slo, s, None, s.seed, 1, capacity=True)
-    mu = (yield [cap_task])[0]
+    mu, e2e_s = (yield [cap_task])[0]
     out.capacity = mu
+    ctx.seconds[out.candidate] = PROBE_E2E * e2e_s
     ceiling = min(CAPACITY_MARGIN * mu, s.max_rate)
     step = 1.15 if hint_fraction else 2.0
     start = min((hint_fraction or 0.6) * mu, ceiling / 1.02)

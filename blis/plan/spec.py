@@ -47,9 +47,10 @@ class SearchSettings(BaseModel):
 
     seeds: int = Field(3, ge=1, le=32, description="workload seeds per probe (p99 confidence interval across them)")
     seed: int = Field(42, ge=0, description="first seed; probes use seed, seed+1, ...")
-    probe_seconds: float = Field(40.0, gt=0, le=1e5, description="simulated seconds of arrivals per probe and seed")
+    probe_seconds: float = Field(40.0, gt=0, le=1e5, description="simulated seconds of arrivals per probe and "
+                                 "seed (at least; probes last 8 full-batch request latencies when longer)")
     min_requests: int = Field(1500, ge=200, le=10_000_000, description="fewest requests per probe and seed")
-    max_requests: int = Field(12000, ge=200, le=10_000_000, description="most requests per probe and seed")
+    max_requests: int = Field(20000, ge=200, le=10_000_000, description="most requests per probe and seed")
     warmup_fraction: float = Field(0.2, ge=0.0, lt=0.9,
                                    description="first fraction of the arrival span discarded as warm-up")
     rate_tolerance: float = Field(0.02, gt=0.0, le=0.5,

@@ -1,7 +1,10 @@
 """The stability rule: is a probe's steady state stable, and what are its SLO metrics?
 
-One probe run (one seed) is judged on its *measured window*: requests arriving after the warm-up (the first
-``warmup_fraction`` of the arrival span) up to the last arrival. In that window:
+One probe run (one seed) is judged on its *measured window*: requests arriving after the warm-up up to the
+last arrival. The warm-up is the longer of ``warmup_fraction`` of the arrival span and twice the mean E2E
+latency (the time the batch needs to fill). A run whose window is shorter than 4 mean E2E latencies is too
+short to show a steady state and counts as **unstable** (a short run that ends before the queue builds up
+proves nothing). In the window:
 
 - backlog B(t) = requests arrived by t minus requests finished by t, sampled at 200 evenly spaced times;
 - growth = mean B over the window's last 10 % minus mean B over its middle (45-55 %);
@@ -32,6 +35,8 @@ GROWTH_FRACTION = 0.02
 # early stop after the first seed: clearly failing / clearly fine margins on the p99 limits
 CLEAR_FAIL = 1.5
 CLEAR_PASS = 0.7
+WARMUP_E2E = 2.0  # warm-up lasts at least this many mean E2E latencies
+WINDOW_E2E = 4.0  # the measured window must last at least this many mean E2E latencies
 
 # two-sided 95 % Student t quantiles by degrees of freedom (1..30); larger df use 1.96
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -46,8 +51,9 @@ class SeedStats:
     window_requests: int
     window_s: float
     growth: float
-    growth_threshold: float
+    growth_threshold: float  # -inf when the run was too short to judge
     backlog_mean: float
+    mean_e2e_ms: float
     samples: dict[str, np.ndarray]  # metric -> window values (ms; inf = never finished)
     good: int  # window requests meeting every limit individually
     output_tokens_per_s: float
@@ -85,7 +91,12 @@ def judge_seed(result, slo: SLO, warmup_fraction: float, seed: int) -> SeedStats
     finished = req["finished"].to_numpy(dtype=bool)
     out_tokens = req["output_tokens"].to_numpy(dtype=float)
     t0, t1 = float(arrival.min()), float(arrival.max())
-    w0 = t0 + warmup_fraction * (t1 - t0)
+    e2e_all = req["e2e_ms"].to_numpy(dtype=float)[finished]
+    mean_e2e = float(e2e_all.mean()) if len(e2e_all) else math.inf
+    w0 = t0 + max(warmup_fraction * (t1 - t0), WARMUP_E2E * mean_e2e)
+    too_short = (t1 - w0) < WINDOW_E2E * mean_e2e
+    if too_short:  # still judge the second half, for the metrics
+        w0 = t0 + 0.5 * (t1 - t0)
     length = max(t1 - w0, 1e-9)
     in_win = arrival >= w0
     arr_sorted = np.sort(arrival)
@@ -98,6 +109,8 @@ def judge_seed(result, slo: SLO, warmup_fraction: float, seed: int) -> SeedStats
     growth = float(end.mean() - mid.mean())
     between = int(np.count_nonzero((arrival >= w0 + 0.5 * length) & (arrival <= w0 + 0.95 * length)))
     threshold = GROWTH_SIGMAS * math.sqrt(float(backlog.mean()) + 1.0) + GROWTH_FRACTION * between
+    if too_short:
+        threshold = -math.inf
     samples = {}
     good = np.ones(int(in_win.sum()), dtype=bool)
     limits = slo.limits()
@@ -120,7 +133,7 @@ def judge_seed(result, slo: SLO, warmup_fraction: float, seed: int) -> SeedStats
     summary = result.summary
     return SeedStats(
         seed=seed, window_requests=int(in_win.sum()), window_s=win_s, growth=growth, growth_threshold=threshold,
-        backlog_mean=float(backlog.mean()), samples=samples, good=int(good.sum()),
+        backlog_mean=float(backlog.mean()), mean_e2e_ms=mean_e2e, samples=samples, good=int(good.sum()),
         output_tokens_per_s=float(out_tokens[fin_win].sum() / win_s),
         responses_per_s=float(fin_win.sum() / win_s),
         latency_model=str(summary.get("latency_model", "")), fidelity_basis=fidelity_basis(summary),
@@ -190,7 +203,8 @@ def clear_after_first(first: SeedStats, slo: SLO) -> Optional[bool]:
 
 
 def _ci(values: list[float]) -> Optional[tuple[float, float]]:
-    """95 % confidence interval of the mean of per-seed values (Student t); None for fewer than 2 seeds."""
+    """95 % confidence interval of the mean of per-seed values (Student t, lower end clipped at 0); None for
+    fewer than 2 seeds."""
     vals = np.asarray(values, dtype=float)
     if len(vals) < 2 or not np.all(np.isfinite(vals)):
         return None
@@ -198,4 +212,4 @@ def _ci(values: list[float]) -> Optional[tuple[float, float]]:
     t = _T95[df - 1] if df <= len(_T95) else 1.96
     half = t * float(vals.std(ddof=1)) / math.sqrt(len(vals))
     mean = float(vals.mean())
-    return (round(mean - half, 3), round(mean + half, 3))
+    return (round(max(mean - half, 0.0), 3), round(mean + half, 3))  # latencies are >= 0
