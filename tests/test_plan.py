@@ -216,3 +216,12 @@ class _noraise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_pareto_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    df = pd.DataFrame({"feasible": [True, True], "ttft_p99_ms": [100.0, 50.0], "hardware": ["H100", "A100"],
+                       "tp": [1, 2], "pd_split": [None, None], "output_tokens_per_s_per_gpu": [1000.0, 800.0]})
+    path = tmp_path / "pareto.png"
+    blis.plan.plot_pareto(df, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,15 +8,18 @@ from typing import Optional
 from blis.plan.stability import METRICS, Verdict
 
 STABILITY_RULE = (
-    "Each probe simulates the candidate at one rate with 3 workload seeds (at least 1,500 requests or 40 s "
-    "of arrivals each). The first 20% of the arrival span is warm-up and is discarded; in the rest, the "
-    "backlog (requests arrived but not finished) must not grow: its mean over the last 10% of the window may "
-    "exceed its mean over the middle (45-55%) by at most 3 x sqrt(mean backlog + 1) + 2% of the requests "
-    "arriving in between, else the probe is unstable however good its percentiles look. The SLO metrics are "
-    "the p99 of TTFT/TPOT/E2E over all seeds' measured requests (unfinished = infinitely slow), with a 95% "
-    "confidence interval from the per-seed p99s. A probe stops after its first seed when clearly failing "
-    "(backlog growth over 3x the threshold or a p99 over 1.5x its limit) or clearly fine (growth under half "
-    "the threshold and every p99 under 0.7x its limit). The max rate is bisected to 2%."
+    "Each probe simulates the candidate at one rate with 3 workload seeds, each with at least 1,500 requests "
+    "and 40 s of arrivals (longer when 8 full-batch request latencies are longer; at most 20,000 requests). "
+    "Warm-up is discarded: the first 20% of the arrival span or 2 mean E2E latencies, whichever is longer; a "
+    "run whose remaining window is shorter than 4 mean E2E latencies is too short to show a steady state and "
+    "counts as unstable. In the window the backlog (requests arrived but not finished) must not grow: its "
+    "mean over the window's last 10% may exceed its mean over the middle (45-55%) by at most "
+    "3 x sqrt(mean backlog + 1) + 2% of the requests arriving in between, else the probe is unstable however "
+    "good its percentiles look. The SLO metrics are the p99 of TTFT/TPOT/E2E over all seeds' measured "
+    "requests (unfinished = infinitely slow), with a 95% confidence interval from the per-seed p99s. A probe "
+    "stops after its first seed when clearly failing (backlog growth over 3x the threshold or a p99 over 1.5x "
+    "its limit) or clearly fine (growth under half the threshold and every p99 under 0.7x its limit). The max "
+    "rate is bisected to 2%."
 )
 
 COLUMNS = ("model", "hardware", "tp", "max_num_seqs", "max_num_batched_tokens", "pd_split", "routing",
