@@ -137,6 +137,13 @@ def run(args) -> int:
     return 0
 
 
+HEADERS = {"model": "model", "hardware": "GPU", "tp": "TP", "max_num_seqs": "seqs", "max_num_batched_tokens":
+           "batch tok", "pd_split": "P:D", "max_rate_per_instance": "max req/s", "replicas": "replicas",
+           "gpus": "GPUs", "cost_per_hour": "$/hour", "cost_per_million_output_tokens": "$/M out tok",
+           "ttft_p99_ms": "TTFT p99", "tpot_p99_ms": "TPOT p99", "e2e_p99_ms": "E2E p99",
+           "fidelity_basis": "fidelity basis"}
+
+
 def print_table(df, meta: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -144,18 +151,31 @@ def print_table(df, meta: dict) -> None:
     q2 = meta["question"] != "max_rate_per_instance"
     title = (f"blis plan: fewest GPUs at {meta['target_rate']} req/s" if q2 and meta["target_rate"] else
              "blis plan: fewest GPUs at the workload's load" if q2 else "blis plan: max sustainable rate per instance")
-    table = Table(title=f"{title} ({meta['workload']}; SLO {meta['slo']})")
-    cols = ["hardware", "tp", "max_num_seqs", "pd_split", "max_rate_per_instance", "replicas", "gpus",
-            "cost_per_hour", "cost_per_million_output_tokens", "ttft_p99_ms", "tpot_p99_ms", "e2e_p99_ms",
-            "fidelity_basis"]
-    if df["model"].nunique() > 1:
-        cols.insert(0, "model")
-    if df["pd_split"].isna().all():
-        cols.remove("pd_split")
+    slo = ", ".join(f"{k}={v:g}" for k, v in meta["slo"].items())
+    table = Table(title=f"{title} ({meta['workload']}; {slo}; latencies in ms)")
+    cols = [c for c in HEADERS if c in df.columns]
+    if df["model"].nunique() == 1:
+        cols.remove("model")
+    for c in ("pd_split", "max_num_batched_tokens", "max_num_seqs"):
+        if df[c].nunique(dropna=False) <= 1:
+            cols.remove(c)
+    bases = df["fidelity_basis"].dropna().unique()
+    if len(bases) <= 1:
+        cols.remove("fidelity_basis")
     for c in cols:
-        table.add_column(c.replace("_", " "), justify="left" if c in ("model", "hardware", "fidelity_basis") else
-                         "right")
+        table.add_column(HEADERS[c], justify="left" if c in ("model", "hardware", "fidelity_basis") else "right")
     for _, row in df.iterrows():
-        table.add_row(*["-" if row[c] is None or (isinstance(row[c], float) and row[c] != row[c]) else
-                        (f"{row[c]:,.4g}" if isinstance(row[c], float) else str(row[c])) for c in cols])
-    Console().print(table)
+        cells = []
+        for c in cols:
+            v = row[c]
+            if v is None or (isinstance(v, float) and v != v):
+                cells.append("-")
+            elif isinstance(v, float):
+                cells.append(f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}")
+            else:
+                cells.append(str(v))
+        table.add_row(*cells)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    if len(bases) == 1:
+        console.print(f"fidelity basis: {bases[0]}")
