@@ -120,7 +120,7 @@ def test_fewest_gpus_at_a_rate():
 def test_serial_and_process_pool_give_identical_rows():
     kw = dict(model=MODEL, hardware="H100", tp=[1, 2], ttft_p99_ms=200, tpot_p99_ms=50, settings=FAST,
               workload=blis.Workload.preset("chatbot", arrival="poisson"))
-    pd.testing.assert_frame_equal(blis.plan(**kw, workers=1), blis.plan(**kw, workers=2))
+    pd.testing.assert_frame_equal(blis.plan(**kw, workers=1), blis.plan(**kw, workers=2, progress=True))
 
 
 def test_ray_gives_identical_rows(tmp_path):
@@ -177,10 +177,13 @@ def test_pareto_front_by_hand():
     assert pareto_front(df).tolist() == [True, True, False, False]
 
 
-def test_cli_json(capsys):
+def test_cli_json(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "pareto.png"
     code = main(["plan", "--model", MODEL, "--hardware", "H100", "--tp", "1", "--slo-ttft-p99-ms", "200",
                  "--slo-tpot-p99-ms", "50", "--workers", "1", "--seeds", "2", "--probe-seconds", "20",
-                 "--no-progress"])
+                 "--no-progress", "--plot", str(png)])
+    assert png.stat().st_size > 1000
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     (row,) = out["candidates"]
