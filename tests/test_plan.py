@@ -228,3 +228,21 @@ def test_pareto_plot_writes_a_png(tmp_path):
     path = tmp_path / "pareto.png"
     blis.plan.plot_pareto(df, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_infeasible_slo_is_reported_not_searched_forever():
+    df = blis.plan(model=MODEL, hardware="A100", tp=1, ttft_p99_ms=5, rate=50, workers=1, settings=FAST)
+    row = df.iloc[0]
+    assert not row["feasible"] and row["max_rate_per_instance"] == 0.0
+    assert row["replicas"] is None and row["cost_per_hour"] is None
+    assert row["probes"] <= 8
+
+
+def test_cli_json_is_identical_across_backends(capsys):
+    argv = ["plan", "--model", MODEL, "--hardware", "H100", "--tp", "1,2", "--slo-ttft-p99-ms", "200",
+            "--seeds", "2", "--probe-seconds", "20", "--no-progress"]
+    outs = []
+    for workers in ("1", "2"):
+        assert main(argv + ["--workers", workers]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]

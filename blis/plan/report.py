@@ -110,9 +110,11 @@ def _jsonable(v):
 
 
 def to_json_dict(df) -> dict:
-    """``{"candidates": [...], "plan": {...}}`` (JSON-ready: NaN as null)."""
+    """``{"candidates": [...], "plan": {...}}`` (JSON-ready: NaN as null). Where and how fast it ran (backend,
+    workers, wall time) is left out, so the same plan gives the same JSON on any backend."""
     rows = [{k: _jsonable(v) for k, v in rec.items()} for rec in df.astype(object).to_dict(orient="records")]
-    return {"candidates": rows, "plan": df.attrs.get("plan", {})}
+    meta = {k: v for k, v in df.attrs.get("plan", {}).items() if k not in ("backend", "workers", "wall_s")}
+    return {"candidates": rows, "plan": meta}
 
 
 def pareto_front(df, latency: str = "ttft_p99_ms", throughput: str = "output_tokens_per_s_per_gpu"):

@@ -6,6 +6,7 @@ Per candidate (`candidate_search`):
    is taken as unstable without probing;
 2. bracket: start at the neighbour's answer scaled by the capacity ratio (the next-smaller TP of the same
    chain), else at 0.6 mu; step by x1.15 (with a neighbour) or x2 until one rate passes and one fails;
+   (a candidate failing even at capacity / 64 is infeasible: max rate 0);
 3. bisection on the geometric mean until hi/lo <= 1 + rate_tolerance; the answer is the largest rate that
    passed (`max_rate_per_instance`);
 4. with a target rate R: replicas n = ceil(R / answer), checked by simulating n units behind the router at R,
@@ -26,6 +27,7 @@ from blis.plan.stability import Verdict, clear_after_first, pool
 
 Search = Generator[list, list, object]
 CAPACITY_MARGIN = 1.1
+FLOOR_FRACTION = 64.0  # a candidate meeting the SLOs only below capacity / 64 is reported infeasible (rate 0)
 PROBE_E2E = 8.0  # probes last at least this many full-batch request latencies (warm-up 2 + window >= 4)
 
 
@@ -117,7 +119,7 @@ def max_rate_search(ctx: Context, out: Outcome, hint_fraction: Optional[float]) 
         hi = _round_rate(start)
         while True:
             nxt = hi / step
-            if nxt < s.min_rate:
+            if nxt < max(s.min_rate, mu / FLOOR_FRACTION):
                 out.max_rate = 0.0
                 return
             v = yield from check(nxt)
@@ -149,11 +151,14 @@ def replicas_search(ctx: Context, out: Outcome) -> Search:
             verdicts[n] = yield from probe(ctx, out, None if ctx.fixed_load else rate, units=n)
         return verdicts[n]
 
+    if per_unit == 0.0:
+        return  # even the smallest load fails on one unit: more units will not fix the latency
     if per_unit and rate:
         n = max(1, math.ceil(rate / per_unit))
+        limit = 2 * n + 2
     else:
         n = 1
-    limit = max(4 * n + 4, 64)
+        limit = 64
     v = yield from check(n)
     if v.ok:
         while n > 1:
