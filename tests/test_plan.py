@@ -246,3 +246,14 @@ def test_cli_json_is_identical_across_backends(capsys):
         assert main(argv + ["--workers", workers]) == 0
         outs.append(capsys.readouterr().out)
     assert outs[0] == outs[1]
+
+
+def test_load_stages_are_sized_at_their_own_load():
+    wl = blis.Workload.preset("chatbot", stages=[{"rate": 30, "duration_s": 40}, {"rate": 60, "duration_s": 40}],
+                              arrival="poisson")
+    df = blis.plan(model=MODEL, hardware="A100", tp=1, workload=wl, ttft_p99_ms=300, tpot_p99_ms=50, workers=1,
+                   settings=FAST)
+    row = df.iloc[0]
+    assert df.attrs["plan"]["question"] == "fewest_gpus_at_rate"
+    assert df.attrs["plan"]["target_rate"] == pytest.approx(45, rel=0.05)  # the stages' mean rate
+    assert row["feasible"] and row["replicas"] >= math.ceil(60 / 23.4)  # the 60 req/s stage needs 3 A100s

@@ -166,7 +166,8 @@ def plan(model: Axis = "llama-2-7b", hardware: Axis = "H100", tp: Axis = 1, work
     price_table = load_prices(prices)
     for cand in candidates:
         _check_candidate(cand, base, load)
-    ctx = Context(base=base, load=load, slo=slo, settings=settings, target_rate=rate, fixed_load=fixed_load)
+    target = rate if rate is not None else (load.native_rate if fixed_load else None)  # a trace's own rate
+    ctx = Context(base=base, load=load, slo=slo, settings=settings, target_rate=target, fixed_load=fixed_load)
     chains: dict = {}
     for cand in candidates:
         key = cand.chain_key if settings.reuse_brackets else (cand,)
@@ -184,7 +185,7 @@ def plan(model: Axis = "llama-2-7b", hardware: Axis = "H100", tp: Axis = 1, work
     question = "max_rate_per_instance" if rate is None and not fixed_load else "fewest_gpus_at_rate"
     df.attrs["plan"] = {
         "question": question,
-        "target_rate": rate,
+        "target_rate": None if target is None else round(target, 3),
         "slo": slo.model_dump(exclude_none=True),
         "workload": workload.label,
         "stability_rule": STABILITY_RULE,

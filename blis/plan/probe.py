@@ -30,11 +30,15 @@ class Load:
 
     @classmethod
     def of(cls, workload) -> Load:
-        try:
-            workload.with_overrides(rate=1.0)
-            return cls(workload, True, None)
-        except BlisInputError:
-            pass
+        closed = bool(getattr(workload, "closed_loop", False))  # its users, not a rate, set the load
+        if not closed:
+            try:
+                workload.with_overrides(rate=1.0)
+                return cls(workload, True, None)
+            except BlisInputError:
+                pass
+        if closed:
+            return cls(workload, False, None)
         native = None
         try:
             table = workload.generate()
@@ -91,9 +95,8 @@ def build_config(task: ProbeTask):
             workload = workload.with_overrides(seed=task.seed)
         if task.rate is not None or task.capacity:
             if load.native_rate is None:
-                raise BlisInputError("workload: its arrivals cannot be generated up front (closed loop?), so "
-                                     "the rate per instance cannot be searched; give --rate-free questions only "
-                                     "with a rate-scalable workload")
+                raise BlisInputError("workload: its arrivals cannot be generated up front (a closed loop), so "
+                                     "its rate cannot be scaled")
             table = workload.generate()
             target = CAPACITY_RATE if task.capacity else task.rate
             factor = load.native_rate / target

@@ -153,12 +153,23 @@ def replicas_search(ctx: Context, out: Outcome) -> Search:
 
     if per_unit == 0.0:
         return  # even the smallest load fails on one unit: more units will not fix the latency
-    if per_unit and rate:
-        n = max(1, math.ceil(rate / per_unit))
-        limit = 2 * n + 2
-    else:
-        n = 1
-        limit = 64
+    if not (per_unit and rate):  # no rate per unit known (closed loop): double, then bisect
+        lo, hi = 0, 1
+        while not (yield from check(hi)).ok:
+            lo, hi = hi, 2 * hi
+            if hi > 64:
+                return
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if (yield from check(mid)).ok:
+                hi = mid
+            else:
+                lo = mid
+        out.replicas = hi
+        out.at_target = verdicts[hi]
+        return
+    n = max(1, math.ceil(rate / per_unit))
+    limit = 2 * n + 2
     v = yield from check(n)
     if v.ok:
         while n > 1:
