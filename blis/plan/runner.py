@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Callable, Optional
 
 from blis.plan.probe import run_probe
@@ -31,9 +32,10 @@ class SerialBackend:
 class PoolBackend:
     """A local process pool; each worker runs probes in-process.
 
-    On Linux the workers are forked (started here, before any progress thread exists), so they inherit the
-    latency-model tables the candidate checks already loaded: a spawned worker would spend seconds loading
-    them again. Elsewhere they are spawned."""
+    On Linux, from a single-threaded process, the workers are forked (started here, before any progress
+    thread exists), so they inherit the modules and latency-model tables the candidate checks already loaded:
+    a spawned worker spends seconds importing them again. From a threaded process (a notebook kernel, after
+    Ray) they come from a fork server with blis preloaded; elsewhere they are spawned."""
 
     name = "local"
 
@@ -41,9 +43,15 @@ class PoolBackend:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        if sys.platform.startswith("linux") and threading.active_count() == 1:
+            context = multiprocessing.get_context("fork")
+        elif "forkserver" in multiprocessing.get_all_start_methods():  # forking a threaded process is unsafe
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["blis.plan.probe", "pandas"])
+        else:
+            context = multiprocessing.get_context("spawn")
         self.workers = workers
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         self.pool.submit(int).result()  # start the workers now (fork starts them all at the first task)
 
     def submit(self, task):
