@@ -7,6 +7,7 @@
     res.summary, res.requests, res.steps
 """
 
+from blis import plan  # noqa: E402  the capacity planner; the module is callable: blis.plan(...)
 from blis.cluster import ClusterConfig, PoolConfig, simulate_cluster
 from blis.config import EngineConfig, SimConfig
 from blis.result import SimResult
@@ -15,5 +16,5 @@ from blis.workload.request_table import RequestTable
 from blis.workload.spec import Workload
 
 __all__ = ["ClusterConfig", "EngineConfig", "PoolConfig", "RequestTable", "SimConfig", "SimResult", "Workload",
-           "simulate", "simulate_cluster"]
+           "plan", "simulate", "simulate_cluster"]
 __version__ = "0.1.0"

@@ -10,4 +10,5 @@ COMMAND_MODULES = (
     "calibrate",
     "serve",
     "report",
+    "plan",
 )
