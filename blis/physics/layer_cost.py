@@ -86,8 +86,10 @@ def layer_gemms(model: ModelSpec, tp: int = 1, ep: int = 1) -> list[LayerGemm]:
 
 
 def general_step_pieces(model: ModelSpec, tp: int, P: int, D: int, sum_decode_context: int,
-                        prefill_chunks: Iterable[tuple[int, int]], num_sampled: int, ep: int = 1) -> list:
-    """All pieces of one engine step for any supported model (see the module docstring)."""
+                        prefill_chunks: Iterable[tuple[int, int]], num_sampled: int, ep: int = 1,
+                        include_attention: bool = True) -> list:
+    """All pieces of one engine step for any supported model (see the module docstring);
+    ``include_attention=False`` leaves the attention pieces out (``attention_pieces`` gives them)."""
     from blis.physics.step_cost import Piece, lm_head_shape, ring_allreduce_traffic
 
     chunks = list(prefill_chunks)
@@ -123,7 +125,8 @@ def general_step_pieces(model: ModelSpec, tp: int, P: int, D: int, sum_decode_co
             bytes=g.layers * (weights + rows * (g.k + g.n) * ACT_BYTES), calls=g.layers, m=rows, k=g.k, n=g.n,
             precision=fmt[g.group],
         ))  # fmt: skip
-    pieces += _attention_pieces(model, tp, chunks, D, sum_decode_context, P)
+    if include_attention:
+        pieces += attention_pieces(model, tp, chunks, D, sum_decode_context)
     if T:
         pieces.append(Piece("elementwise", "elementwise", 0.0, 0.0, T * _elementwise_bytes(model, tp, ep, T, rows_e),
                             L))
@@ -146,9 +149,11 @@ def general_step_pieces(model: ModelSpec, tp: int, P: int, D: int, sum_decode_co
     return pieces
 
 
-def _attention_pieces(model: ModelSpec, tp: int, chunks: list, D: int, sum_ctx: int, P: int) -> list:
+def attention_pieces(model: ModelSpec, tp: int, chunks: list, D: int, sum_ctx: int) -> list:
+    """The attention pieces of a step: one per kind of layer (full, window, mla) and phase."""
     from blis.physics.step_cost import Piece, attention_decode_counts, attention_prefill_counts
 
+    P = sum(n for n, _ in chunks)
     hg = model.num_heads // tp
     out = []
     if model.is_mla:

@@ -313,8 +313,17 @@ def check_ep(model: ModelSpec, tp: int, ep: int) -> None:
         raise BlisInputError(f"ep: {ep} does not divide num_experts={model.num_experts} of {model.name}")
 
 
-from blis.physics.hf_config import load_hf_config, spec_from_hf_config  # noqa: E402
-from blis.physics.model_registry import available_models, get_model, resolve_model  # noqa: E402
+_REEXPORTS = {"load_hf_config": "hf_config", "spec_from_hf_config": "hf_config", "available_models": "model_registry",
+              "get_model": "model_registry", "resolve_model": "model_registry", "model_for_config": "model_registry"}
 
-__all__ = ["ModelSpec", "available_models", "check_ep", "check_tp", "get_model", "load_hf_config",
-           "resolve_model", "spec_from_hf_config"]
+
+def __getattr__(name: str):
+    """The readers live in their own modules (imported lazily: they import this one)."""
+    if name in _REEXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"blis.physics.{_REEXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ModelSpec", "check_ep", "check_tp", *_REEXPORTS]
