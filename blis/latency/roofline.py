@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from blis.errors import BlisInputError
 from blis.latency.base import StepBatch, register_latency_model
 from blis.physics.hardware import HardwareSpec, get_hardware, load_hardware_file
-from blis.physics.model_spec import ModelSpec, check_tp, model_for_config
+from blis.physics.model_spec import ModelSpec, check_ep, check_tp, model_for_config
 from blis.physics.step_cost import (
     ACT_BYTES,
     allreduce_bytes,
@@ -151,8 +151,15 @@ def read_calibration_file(path: str | Path) -> dict:
     return found
 
 
-def compute_precision(model: ModelSpec) -> str:
-    """Tensor-core precision of the weight GEMMs from the stored weight width."""
+def compute_precision(model: ModelSpec, hardware: HardwareSpec | None = None) -> str:
+    """Tensor-core precision of the weight GEMMs: from the stored weight width, or with ``hardware`` the
+    rate the layers' one weight format runs at (``blis.physics.precision.gemm_precision``; fp16 counts as
+    bf16, the same rate)."""
+    if hardware is not None and model.layer_format is not None:
+        from blis.physics.precision import gemm_precision
+
+        prec = gemm_precision(model.layer_format, hardware)
+        return "bf16" if prec == "fp16" else prec
     wb = model.weight_bytes_per_param
     if wb <= 1.0:
         return "fp8"
@@ -169,6 +176,7 @@ class RooflineModel:
     def __init__(self, model: ModelSpec, hardware: HardwareSpec, tp: int, params: RooflineParams,
                  source: str = "", ep: int = 1) -> None:  # fmt: skip
         check_tp(model, tp)
+        check_ep(model, tp, ep)
         self.ep = ep
         self.model = model
         self.hardware = hardware

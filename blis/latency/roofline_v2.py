@@ -103,8 +103,8 @@ class RooflineV2Model:
         # v1 reads KV at its own efficiency when it has one
         us_kv = 1e6 / (v1.bandwidth_Bps * getattr(p, "bw_efficiency_attention", p.bw_efficiency))
         us_f = 1e6 / v1.peak_flops
-        wb = model.weight_bytes_per_param
-        self.precision = compute_precision(model)
+        wb = model.weight_bytes_of("attn")  # the layers' one format (checked by the factory)
+        self.precision = compute_precision(model, v1.hardware)
 
         self.gemm_dtype, dtype_scale = self._gemm_dtype()
         gemm_table = db.gemm[self.gemm_dtype]
@@ -376,4 +376,13 @@ def create_roofline_v2(config: SimConfig) -> RooflineV2Model:
             f"bench_data_path: no measured kernel tables for {config.hardware} (give --bench-data-path DIR, "
             "or use --latency-model roofline)"
         )
-    return RooflineV2Model(create_roofline(config), MfuDatabase.load(folder), folder)
+    v1 = create_roofline(config)
+    m = v1.model
+    why = ("MLA attention" if m.is_mla else "windowed attention layers" if m.num_window_layers else
+           "dense and MoE layers mixed" if m.num_dense_layers else "shared experts" if m.shared_expert_intermediate_size
+           else f"expert parallelism (ep={v1.ep})" if v1.ep != 1 else "weights in several formats"
+           if m.layer_format is None else "")
+    if why:
+        raise LatencyModelError(f"latency_model: roofline-v2 composes uniform GQA layers only; {m.name} has {why} "
+                                "(use --latency-model roofline)")
+    return RooflineV2Model(v1, MfuDatabase.load(folder), folder)

@@ -159,5 +159,9 @@ def resolve_model(model: str, model_config_path: str | None = None) -> ModelSpec
 def model_for_config(config) -> ModelSpec:
     """The model of a SimConfig as deployed: ``resolve_model`` then its ``quantization`` and
     ``kv_cache_dtype`` (fields absent on older configs count as the checkpoint's / 'auto')."""
+    from blis.physics.model_spec import check_ep
+
     spec = resolve_model(config.model, config.model_config_path)
-    return spec.with_precision(getattr(config, "quantization", None), getattr(config, "kv_cache_dtype", "auto"))
+    spec = spec.with_precision(getattr(config, "quantization", None), getattr(config, "kv_cache_dtype", "auto"))
+    check_ep(spec, config.tp, getattr(config, "ep", 1))
+    return spec

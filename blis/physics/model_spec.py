@@ -178,6 +178,16 @@ class ModelSpec:
         return weight_bytes(self.weight_format(group))
 
     @property
+    def layer_format(self) -> str | None:
+        """The one weight format of every decoder-layer GEMM, or None when groups differ."""
+        groups = {self.weight_format("attn")}
+        if not self.is_moe or self.num_dense_layers or self.shared_expert_intermediate_size:
+            groups.add(self.weight_format("mlp"))
+        if self.is_moe:
+            groups.add(self.weight_format("experts"))
+        return groups.pop() if len(groups) == 1 else None
+
+    @property
     def is_uniform(self) -> bool:
         """One GEMM structure and precision roofline v1's fast path covers: GQA attention with no windowed
         layers, dense or all-MoE layers without shared experts, one weight format for every GEMM."""
