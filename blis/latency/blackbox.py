@@ -103,11 +103,12 @@ def _check_precision(config: "SimConfig", entry: dict) -> None:
     have_q, have_kv = entry.get("quantization"), entry.get("kv_cache_dtype", "auto")
     same_q = want_q is None or want_q == have_q or (have_q is None and want_q in ("bf16", "fp16"))
     if not same_q or want_kv != have_kv or getattr(config, "ep", 1) != int(entry.get("ep", 1)):
+        have = f"quantization={have_q or 'checkpoint (16-bit)'}, kv_cache_dtype={have_kv}, ep={entry.get('ep', 1)}"
+        want = f"quantization={want_q or 'checkpoint'}, kv_cache_dtype={want_kv}, ep={getattr(config, 'ep', 1)}"
         raise LatencyModelError(
             f"quantization/kv_cache_dtype/ep: the blackbox coefficients for {entry['model']}/{entry['hardware']}/"
-            f"tp{entry['tp']} were fitted with quantization={have_q or 'checkpoint (16-bit)'}, kv_cache_dtype={have_kv}, "
-            f"ep={entry.get('ep', 1)}; this run asks for quantization={want_q or 'checkpoint'}, kv_cache_dtype={want_kv}, "
-            f"ep={getattr(config, 'ep', 1)} (give --alpha-coeffs/--beta-coeffs fitted on it, or use --latency-model roofline)"
+            f"tp{entry['tp']} were fitted with {have}; this run asks for {want} (give --alpha-coeffs/--beta-coeffs "
+            "fitted on it, or use --latency-model roofline)"
         )
 
 
