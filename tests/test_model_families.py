@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blis.errors import BlisInputError
 from blis.physics.layer_cost import general_step_pieces, layer_gemms
@@ -208,3 +210,38 @@ def test_gpt_oss_style_config_reads_windows_sinks_and_mxfp4():
     spec = spec_from_hf_config(cfg)
     assert (spec.num_window_layers, spec.sliding_window, spec.attention_sinks) == (2, 128, True)
     assert spec.weight_format("experts") == "mxfp4" and spec.weight_format("attn") == "bf16"
+
+
+# --- invariants over the new decompositions -------------------------------------------------------------
+_batches = st.tuples(
+    st.lists(st.tuples(st.integers(1, 2048), st.integers(0, 4096)), max_size=3),
+    st.integers(0, 128),
+    st.integers(0, 3000),
+    st.integers(0, 32),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_batches, st.sampled_from([("gpt-oss-120b", 2, 1), ("deepseek-v3", 8, 8), ("deepseek-v2-lite", 1, 1),
+                                  ("kimi-k2.5", 8, 1), ("minimax-m2.5", 4, 2), ("llama-4-scout", 4, 1)]),
+       st.integers(1, 300))
+def test_more_work_never_costs_less(batch, case, extra):
+    from blis.physics.step_cost import step_pieces, step_totals
+
+    chunks, decodes, ctx_per, sampled = batch
+    name, tp, ep = case
+    model = get_model(name)
+
+    def totals(chunks, d, ctx, s):
+        return step_totals(step_pieces(model, tp, sum(n for n, _ in chunks), d, ctx, chunks, s, ep=ep))
+
+    base = totals(chunks, decodes, decodes * ctx_per, sampled)
+    more = [
+        totals(chunks + [(extra, 0)], decodes, decodes * ctx_per, sampled),
+        totals(chunks, decodes + 1, decodes * ctx_per + ctx_per, sampled),
+        totals(chunks, decodes, decodes * ctx_per, sampled + 1),
+    ]
+    if model.window_kind != "chunked":  # chunked local attention really reads fewer keys past a chunk boundary
+        more.append(totals(chunks, decodes, decodes * ctx_per + extra, sampled))
+    for m in more:
+        assert m[0] >= base[0] * (1 - 1e-12) and m[1] >= base[1] * (1 - 1e-12)
