@@ -3,8 +3,6 @@ the registry's new models against their published parameter counts."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -174,17 +172,27 @@ def test_reader_qwen3_moe_and_dense_configs_unchanged(shared_data):
     assert spec.is_uniform and spec.num_dense_layers == 0 and not spec.num_window_layers
 
 
-def test_reader_glm_dsa_is_refused_naming_the_field(shared_data):
-    with pytest.raises(BlisInputError, match="field 'index_topk' .*sparse attention.* is not modelled"):
-        load_hf_config(_cfg(shared_data, "glm-5.2-fp8"))
-
-
-def test_reader_glm_without_dsa_reads_mla_fp8(shared_data):
-    raw = json.loads(_cfg(shared_data, "glm-5.2-fp8").read_text())
-    raw.pop("index_topk")
-    spec = spec_from_hf_config(raw)
+def test_reader_glm_reads_mla_with_sparse_attention_fp8(shared_data):
+    spec = load_hf_config(_cfg(shared_data, "glm-5.2-fp8"))
     assert spec.is_mla and spec.kv_lora_rank == 512 and spec.num_dense_layers == 3
+    assert (spec.index_topk, spec.index_n_heads, spec.index_head_dim) == (2048, 32, 128)
     assert spec.weight_format("experts") == "fp8" and spec.quant_method == "fp8"
+    # GLM-5 model card: 744B total, 40B active
+    assert spec.param_count() / 1e9 == pytest.approx(744, rel=0.01)
+    # cache per token and layer: latent 576 x 2 B + indexer key 128 x 1 B + fp32 scale
+    assert spec.kv_bytes_per_token(8) == 78 * (576 * 2 + 132)
+
+
+def test_sparse_attention_decode_layer_by_hand(shared_data):
+    m = load_hf_config(_cfg(shared_data, "glm-5.2-fp8"))  # 64 heads: 8 per GPU at TP8
+    L = m.num_layers
+    p = _by_name(general_step_pieces(m, 8, 0, 1, 9999, [], 1))
+    # 10000 cached keys, the query attends to its top 2048 in absorbed form
+    assert p["attention_decode_dsa"].flops / L == 8 * (2 * 576 + 2 * 512) * 2048 == 35_651_584
+    assert p["attention_decode_dsa"].bytes / L == 2048 * 1152 + 1152 + 8 * (576 + 512) * 2 == 2_377_856
+    # the indexer scores all 10000 keys with 32 heads of 128, reading each cached indexer key (132 B)
+    assert p["indexer_decode"].flops / L == 2 * 32 * 128 * 10000 == 81_920_000
+    assert p["indexer_decode"].bytes / L == 10000 * 132 + 132
 
 
 @pytest.mark.parametrize("field,value,what", [

@@ -25,6 +25,7 @@ CASES = [
     ("moonshotai/Kimi-K2.5", "B200", 8, ["--quantization", "int4", "--ep", "8"], False),
     ("deepseek-v2-lite", "H100", 1, [], False),
     (f"@{SCOUT}", "H100", 4, [], False),  # chunked attention, shared expert
+    ("@glm-5.2-fp8", "B200", 8, ["--kv-cache-dtype", "fp8"], False),  # MLA with DeepSeek sparse attention
 ]
 IDS = [c[0].rsplit("/", 1)[-1] for c in CASES]
 

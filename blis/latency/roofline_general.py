@@ -81,7 +81,7 @@ class PieceRoofline:
         chunks = batch.prefill_chunks
         t = self._fixed
         if P + D or batch.num_sampled:
-            rows = sum(c + n for n, c in chunks) if self._mla else 0
+            rows = sum(c + n for n, c in chunks) if self._mla else 0  # MLA kv_b up-projects the context
             key = (P, D, batch.num_sampled, rows)
             w = self._cache.get(key)
             if w is None:

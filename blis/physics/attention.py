@@ -113,3 +113,39 @@ def mla_decode(model, heads: int, num_decode: int, sum_context: int) -> tuple[fl
     qo = heads * ((lora + r) + lora) * ACT_BYTES  # absorbed q (latent + rope) read, latent output written
     flops = heads * (2.0 * (lora + r) + 2.0 * lora) * keys
     return flops, keys * latent + num_decode * (latent + qo)
+
+
+# --- DeepSeek sparse attention (DSA: DeepSeek-V3.2, GLM-5) on MLA layers --------------------------------
+# A lightning indexer (index_n_heads x index_head_dim, FP8) scores every cached token for each query; the
+# query then attends, in the absorbed (multi-query over the latent) form, to its top ``index_topk`` keys:
+# min(p, topk) keys at position p, the same count as a sliding window of topk. Indexer keys are cached
+# (``ModelSpec.indexer_bytes_per_token_layer``) and read once per step for the whole context.
+
+
+def dsa_prefill(model, heads: int, chunks: Iterable[tuple[int, int]]) -> tuple[float, float, float, float]:
+    """(attention FLOPs, attention bytes, indexer FLOPs, indexer bytes) of one DSA layer's prefill chunks."""
+    r, lora, k = model.qk_rope_head_dim, model.kv_lora_rank, model.index_topk
+    latent = (lora + r) * model.kv_bytes_per_element
+    qo = heads * ((lora + r) + lora) * ACT_BYTES
+    idx = model.indexer_bytes_per_token_layer()
+    pairs = full = 0.0
+    a_bytes = i_bytes = 0.0
+    for n, c in chunks:
+        pairs += window_pairs(n, c, k)
+        full += n * c + n * (n + 1) / 2.0
+        a_bytes += (c + n) * latent + n * (latent + qo)
+        i_bytes += (c + n) * idx + n * idx
+    a_flops = heads * (2.0 * (lora + r) + 2.0 * lora) * pairs
+    return a_flops, a_bytes, 2.0 * model.index_n_heads * model.index_head_dim * full, i_bytes
+
+
+def dsa_decode(model, heads: int, num_decode: int, sum_context: int) -> tuple[float, float, float, float]:
+    """(attention FLOPs, attention bytes, indexer FLOPs, indexer bytes) of one DSA layer's decodes."""
+    r, lora = model.qk_rope_head_dim, model.kv_lora_rank
+    keys = window_decode_keys(num_decode, sum_context, model.index_topk)
+    latent = (lora + r) * model.kv_bytes_per_element
+    qo = heads * ((lora + r) + lora) * ACT_BYTES
+    idx = model.indexer_bytes_per_token_layer()
+    scored = sum_context + num_decode
+    return (heads * (2.0 * (lora + r) + 2.0 * lora) * keys, keys * latent + num_decode * (latent + qo),
+            2.0 * model.index_n_heads * model.index_head_dim * scored, scored * idx + num_decode * idx)

@@ -3,7 +3,8 @@
 What each field means is documented in docs/models.md. Families whose fields are known: Llama (2/3, Yi,
 CodeLlama), Mistral, Mixtral, Qwen2/2.5, Qwen3, Qwen2/3-MoE, DeepSeek-V2/V3 and Kimi-K2 (MLA), gpt-oss,
 Llama-4 (its ``text_config``), MiniMax-M2, GLM-4-MoE. Anything the simulator does not model (linear or
-hybrid attention, state-space layers, DeepSeek sparse attention) is refused with the field that says so.
+hybrid attention, state-space layers) is refused with the field that says so. DeepSeek sparse attention
+(``index_topk``: DeepSeek-V3.2, GLM-5) is read on MLA models.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ _UNMODELLED = (
     ("layers_block_type", "state-space (Mamba) layers"),
     ("hybrid_override_pattern", "state-space (Mamba) layers"),
     ("mamba_d_state", "state-space (Mamba) layers"),
-    ("index_topk", "DeepSeek sparse attention (indexer top-k)"),
 )
 _LAYER_TYPES = {"full_attention", "sliding_attention"}
 
@@ -208,6 +208,9 @@ def spec_from_hf_config(cfg: Mapping[str, Any], name: str = "custom", where: str
         num_dense_layers=dense_layers,
         dense_intermediate_size=dense_inter,
         shared_expert_intermediate_size=shared,
+        index_topk=_opt_int(cfg, "index_topk", where),
+        index_n_heads=_opt_int(cfg, "index_n_heads", where) if cfg.get("index_topk") else 0,
+        index_head_dim=_opt_int(cfg, "index_head_dim", where) if cfg.get("index_topk") else 0,
         source=where,
     )
 

@@ -105,7 +105,7 @@ def kv_block_bytes(model: ModelSpec, tp: int, block_size: int = 16, windowed_apa
     """Bytes one KV block takes on one GPU: all layers, or with ``windowed_apart`` the full-attention
     layers of a model with windowed ones (module docstring)."""
     layers = (model.num_full_layers or model.num_layers) if windowed_apart else model.num_layers
-    return layers * model.kv_elements_per_token_layer(tp) * model.kv_bytes_per_element * block_size
+    return layers * model.kv_token_layer_bytes(tp) * block_size
 
 
 def window_reserve_bytes(model: ModelSpec, tp: int, block_size: int, max_num_seqs: int) -> float:
@@ -114,7 +114,7 @@ def window_reserve_bytes(model: ModelSpec, tp: int, block_size: int, max_num_seq
     if not model.num_window_layers or not model.num_full_layers:
         return 0.0
     blocks = -(-model.sliding_window // block_size) + 1
-    page = model.kv_elements_per_token_layer(tp) * model.kv_bytes_per_element * block_size
+    page = model.kv_token_layer_bytes(tp) * block_size
     return max_num_seqs * blocks * model.num_window_layers * page
 
 

@@ -62,6 +62,11 @@ def layer_gemms(model: ModelSpec, tp: int = 1, ep: int = 1) -> list[LayerGemm]:
                       "mla_kv_b"),
             LayerGemm("o", hg * model.v_head_dim, h, 1, L, "attn"),
         ]  # fmt: skip
+        if model.index_topk:  # DSA lightning indexer, replicated on every rank
+            q_in = model.q_lora_rank or h
+            out += [LayerGemm("index_q", q_in, model.index_n_heads * model.index_head_dim, 1, L, "attn"),
+                    LayerGemm("index_k", h, model.index_head_dim, 1, L, "attn"),
+                    LayerGemm("index_w", h, model.index_n_heads, 1, L, "embed")]  # fmt: skip
     else:
         kv = model.kv_heads_per_gpu(tp) * model.head_dim
         out += [LayerGemm("qkv", h, hg * model.head_dim + 2 * kv, 1, L, "attn"),
@@ -110,7 +115,7 @@ def general_step_pieces(model: ModelSpec, tp: int, P: int, D: int, sum_decode_co
             weights = active * g.k * g.n * wb[g.group]
             kind = "expert_gemm"
         elif g.rows == "mla_kv_b":
-            rp, rd = ctx_rows, D
+            rp, rd = (P if model.index_topk else ctx_rows), D  # DSA prefill runs absorbed: new rows only
             weights = g.k * g.n * wb[g.group] if (rp + rd) else 0.0
             kind = "gemm"
         else:
@@ -156,6 +161,17 @@ def attention_pieces(model: ModelSpec, tp: int, chunks: list, D: int, sum_ctx: i
     P = sum(n for n, _ in chunks)
     hg = model.num_heads // tp
     out = []
+    if model.is_mla and model.index_topk:
+        L = model.num_layers
+        if chunks:
+            fa, ba, fi, bi = att.dsa_prefill(model, hg, chunks)
+            out += [Piece("attention_prefill_dsa", "attention_prefill", L * fa, 0.0, L * ba, L, m=P),
+                    Piece("indexer_prefill", "attention_prefill", L * fi, 0.0, L * bi, L, m=P)]
+        if D:
+            fa, ba, fi, bi = att.dsa_decode(model, hg, D, sum_ctx)
+            out += [Piece("attention_decode_dsa", "attention_decode", 0.0, L * fa, L * ba, L, m=D),
+                    Piece("indexer_decode", "attention_decode", 0.0, L * fi, L * bi, L, m=D)]
+        return out
     if model.is_mla:
         L = model.num_layers
         if chunks:

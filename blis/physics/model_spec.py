@@ -73,6 +73,9 @@ class ModelSpec:
     num_dense_layers: int = 0
     dense_intermediate_size: int = 0
     shared_expert_intermediate_size: int = 0
+    index_topk: int = 0
+    index_n_heads: int = 0
+    index_head_dim: int = 0
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -99,13 +102,16 @@ class ModelSpec:
                 raise BlisInputError(f"model {self.name}: {fname} must be in (0, 8] bytes, got {v!r}")
         for fname in ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
                       "sliding_window", "num_window_layers", "num_dense_layers", "dense_intermediate_size",
-                      "shared_expert_intermediate_size"):  # fmt: skip
+                      "shared_expert_intermediate_size", "index_topk", "index_n_heads", "index_head_dim"):  # fmt: skip
             v = getattr(self, fname)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise BlisInputError(f"model {self.name}: {fname} must be an integer >= 0, got {v!r}")
         if self.kv_lora_rank and not (self.qk_rope_head_dim and self.qk_nope_head_dim and self.v_head_dim):
             raise BlisInputError(f"model {self.name}: MLA (kv_lora_rank > 0) needs qk_nope_head_dim, "
                                  "qk_rope_head_dim and v_head_dim >= 1")
+        if self.index_topk and not (self.kv_lora_rank and self.index_n_heads and self.index_head_dim):
+            raise BlisInputError(f"model {self.name}: sparse attention (index_topk) is modelled on MLA models "
+                                 "only and needs index_n_heads and index_head_dim >= 1")
         if self.num_window_layers > self.num_layers or (self.num_window_layers and not self.sliding_window):
             raise BlisInputError(f"model {self.name}: num_window_layers must be in 0..num_layers and needs "
                                  "sliding_window >= 1")
@@ -204,7 +210,11 @@ class ModelSpec:
                 else h * H * qk
             kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank \
                 + self.kv_lora_rank * H * (self.qk_nope_head_dim + self.v_head_dim)
-            return q + kv + H * self.v_head_dim * h
+            idx = 0
+            if self.index_topk:  # indexer: wq_b, wk (+ its norm), weights_proj
+                idx = ((self.q_lora_rank or h) * self.index_n_heads * self.index_head_dim
+                       + h * self.index_head_dim + 2 * self.index_head_dim + h * self.index_n_heads)
+            return q + kv + H * self.v_head_dim * h + idx
         p = h * (self.q_size + 2 * self.kv_size) + self.q_size * h
         if self.attention_bias:
             p += self.q_size + 2 * self.kv_size
@@ -271,9 +281,18 @@ class ModelSpec:
             return self.kv_lora_rank + self.qk_rope_head_dim
         return 2 * self.kv_heads_per_gpu(tp) * self.head_dim
 
+    def indexer_bytes_per_token_layer(self) -> float:
+        """DSA indexer cache per token and layer: index_head_dim fp8 elements + one fp32 scale (vLLM's
+        DeepSeek-V3.2 layout), whatever the KV-cache dtype; 0 without sparse attention."""
+        return self.index_head_dim * 1.0 + 4.0 if self.index_topk else 0.0
+
+    def kv_token_layer_bytes(self, tp: int = 1) -> float:
+        """Cache bytes of one token in one layer on one GPU (K/V or latent, plus a DSA indexer key)."""
+        return self.kv_elements_per_token_layer(tp) * self.kv_bytes_per_element + self.indexer_bytes_per_token_layer()
+
     def kv_bytes_per_token(self, tp: int = 1) -> float:
         """KV-cache bytes one token occupies on one GPU in every layer (K and V)."""
-        return self.num_layers * self.kv_elements_per_token_layer(tp) * self.kv_bytes_per_element
+        return self.num_layers * self.kv_token_layer_bytes(tp)
 
     # --- deployment ----------------------------------------------------------------------------
     def with_precision(self, quantization: str | None = None, kv_cache_dtype: str = "auto") -> ModelSpec:
