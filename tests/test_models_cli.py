@@ -68,3 +68,13 @@ def test_roofline_v2_runs_or_names_what_it_cannot_compose(case, shared_data, tmp
         assert rc == 0 and json.loads(out)["completed_requests"] == 6
     else:
         assert rc == 2 and "roofline-v2 composes uniform GQA layers only" in err
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--model", "deepseek-v3", "--tp", "8", "--ep", "3"], "ep: 3 must divide tp=8"),
+    (["--model", "llama-3.1-8b", "--tp", "2", "--ep", "2"], "ep: 2 > 1 needs a mixture-of-experts model"),
+    (["--model", "deepseek-v3", "--tp", "8", "--ep", "0"], "ep: Input should be greater than or equal to 1"),
+])
+def test_bad_ep_exits_2_naming_the_field(args, field, capsys):
+    assert main(["run", *args, "--num-requests", "2", "--no-progress"]) == 2
+    assert field in capsys.readouterr().err
