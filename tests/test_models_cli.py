@@ -78,3 +78,16 @@ def test_roofline_v2_runs_or_names_what_it_cannot_compose(case, shared_data, tmp
 def test_bad_ep_exits_2_naming_the_field(args, field, capsys):
     assert main(["run", *args, "--num-requests", "2", "--no-progress"]) == 2
     assert field in capsys.readouterr().err
+
+
+def test_automatic_choice_skips_roofline_v2_for_models_it_cannot_compose(tmp_path):
+    from blis.config import SimConfig
+    from blis.latency.selection import choose_latency_model
+
+    folder = write_synthetic(tmp_path / "h100", shapes=((32, 32, 128),), pairs=LLAMA7B_PAIRS, gpu="h100")
+    name, why = choose_latency_model(SimConfig(model="deepseek-v3", hardware="H100", tp=8,
+                                               bench_data_path=str(folder)))
+    assert name == "roofline" and "roofline-v2 does not compose this model (MLA attention)" in why
+    name, _ = choose_latency_model(SimConfig(model="llama-3.1-8b", hardware="H100", quantization="fp8",
+                                             bench_data_path=str(folder)))
+    assert name == "roofline-v2"

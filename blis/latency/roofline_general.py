@@ -25,6 +25,24 @@ from blis.physics.precision import gemm_precision
 _CACHE_LIMIT = 100_000
 
 
+def uniform_gap(model: ModelSpec, ep: int = 1) -> str:
+    """Why ``model`` (at expert-parallel degree ``ep``) is not a stack of uniform GQA layers with one
+    weight format, as roofline-v2's composition needs; '' when it is."""
+    if model.is_mla:
+        return "MLA attention"
+    if model.num_window_layers:
+        return "windowed attention layers"
+    if model.num_dense_layers:
+        return "dense and MoE layers mixed"
+    if model.shared_expert_intermediate_size:
+        return "shared experts"
+    if ep != 1:
+        return f"expert parallelism (ep={ep})"
+    if model.layer_format is None:
+        return "weights in several formats"
+    return ""
+
+
 class PieceRoofline:
     """Step time of roofline v1 evaluated piece by piece (microseconds)."""
 

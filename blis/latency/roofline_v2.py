@@ -378,10 +378,9 @@ def create_roofline_v2(config: SimConfig) -> RooflineV2Model:
         )
     v1 = create_roofline(config)
     m = v1.model
-    why = ("MLA attention" if m.is_mla else "windowed attention layers" if m.num_window_layers else
-           "dense and MoE layers mixed" if m.num_dense_layers else "shared experts" if m.shared_expert_intermediate_size
-           else f"expert parallelism (ep={v1.ep})" if v1.ep != 1 else "weights in several formats"
-           if m.layer_format is None else "")
+    from blis.latency.roofline_general import uniform_gap
+
+    why = uniform_gap(m, v1.ep)
     if why:
         raise LatencyModelError(f"latency_model: roofline-v2 composes uniform GQA layers only; {m.name} has {why} "
                                 "(use --latency-model roofline)")
