@@ -109,7 +109,7 @@ class RooflineV2Model:
         self.gemm_dtype, dtype_scale = self._gemm_dtype()
         gemm_table = db.gemm[self.gemm_dtype]
 
-        def op(shape) -> _GemmOp:
+        def op(shape, wb=wb) -> _GemmOp:
             pair = gemm_table.nearest_pair(shape.k, shape.n)
             nearest = pair != (shape.k, shape.n)
             if nearest:
@@ -123,7 +123,7 @@ class RooflineV2Model:
         shapes = gemm_shapes(model, tp)
         self._dense = [op(s) for s in shapes if not s.name.startswith("expert_")]
         self._expert = [op(s) for s in shapes if s.name.startswith("expert_")]
-        self._lm = op(lm_head_shape(model, tp))
+        self._lm = op(lm_head_shape(model, tp), model.weight_bytes_of("embed"))  # LM head stays 16-bit
         self._num_experts = float(model.num_experts)
         self._k_e = float(model.experts_per_token)
         self._miss = 1.0 - model.experts_per_token / model.num_experts if model.is_moe else 1.0

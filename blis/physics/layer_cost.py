@@ -20,6 +20,13 @@ from typing import NamedTuple
 from blis.physics import attention as att
 from blis.physics.model_spec import ModelSpec, check_ep, check_tp
 from blis.physics.moe import all_to_all_bytes_per_layer, expected_active_experts, expert_rows_busiest_gpu
+from blis.physics.step_cost import (
+    Piece,
+    attention_decode_counts,
+    attention_prefill_counts,
+    lm_head_shape,
+    ring_allreduce_traffic,
+)
 
 ACT_BYTES = 2.0
 
@@ -95,8 +102,6 @@ def general_step_pieces(model: ModelSpec, tp: int, P: int, D: int, sum_decode_co
                         include_attention: bool = True) -> list:
     """All pieces of one engine step for any supported model (see the module docstring);
     ``include_attention=False`` leaves the attention pieces out (``attention_pieces`` gives them)."""
-    from blis.physics.step_cost import Piece, lm_head_shape, ring_allreduce_traffic
-
     chunks = list(prefill_chunks)
     T = P + D
     L = model.num_layers
@@ -156,8 +161,6 @@ def general_step_pieces(model: ModelSpec, tp: int, P: int, D: int, sum_decode_co
 
 def attention_pieces(model: ModelSpec, tp: int, chunks: list, D: int, sum_ctx: int) -> list:
     """The attention pieces of a step: one per kind of layer (full, window, mla) and phase."""
-    from blis.physics.step_cost import Piece, attention_decode_counts, attention_prefill_counts
-
     P = sum(n for n, _ in chunks)
     hg = model.num_heads // tp
     out = []
