@@ -139,6 +139,11 @@ def test_with_precision_semantics():
     fp8 = get_model("llama-3.1-8b").with_precision("fp8")
     assert (fp8.weight_format("attn"), fp8.weight_format("mlp"), fp8.weight_format("embed")) == ("fp8", "fp8", "bf16")
     assert get_model("llama-3.1-8b").with_precision(None, "auto") is get_model("llama-3.1-8b")
+    # mxfp4 is vLLM's experts-only method: attention of an MoE model stays 16-bit, a dense model is refused
+    q = get_model("qwen3-235b-a22b").with_precision("mxfp4")
+    assert (q.weight_format("attn"), q.weight_format("experts")) == ("bf16", "mxfp4")
+    with pytest.raises(BlisInputError, match="mxfp4 quantises MoE experts only"):
+        get_model("llama-3.1-8b").with_precision("mxfp4")
 
 
 # --- latency models ----------------------------------------------------------------------------------------

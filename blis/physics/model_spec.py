@@ -304,7 +304,7 @@ class ModelSpec:
         if quantization is not None:
             have = {"attn": self.weight_format("attn"), "mlp": self.weight_format("mlp"),
                     "experts": self.weight_format("experts"), "method": self.quant_method or self.base_dtype()}
-            f = apply_quantization(have, quantization)
+            f = apply_quantization(have, quantization, self.is_moe, self.name)
             if f != have:
                 embed = max(2.0, self.weight_bytes_of("embed"))  # embeddings and LM head stay 16-bit
                 spec = replace(spec, attn_dtype=f["attn"], mlp_dtype=f["mlp"], expert_dtype=f["experts"],

@@ -168,14 +168,23 @@ def quantization_from_hf(quant: Mapping[str, Any] | None, base: str, where: str)
     )
 
 
-def apply_quantization(formats: Mapping[str, str], quantization: str | None) -> dict[str, str]:
+def apply_quantization(formats: Mapping[str, str], quantization: str | None, moe: bool = True,
+                       name: str = "model") -> dict[str, str]:
     """Formats after a deployment's ``quantization`` setting. None keeps the checkpoint's. A setting equal
-    to the checkpoint's method keeps its per-group split (e.g. gpt-oss: MXFP4 experts, BF16 attention);
-    any other applies to every linear layer (vLLM's online quantisation), 16-bit names to none."""
+    to the checkpoint's method keeps its per-group split (e.g. gpt-oss: MXFP4 experts, BF16 attention).
+    Otherwise, as vLLM's methods: mxfp4 quantises the routed experts only (vLLM's Mxfp4 method leaves
+    linear layers unquantised; an error on a dense model), the others every linear layer (online
+    quantisation); a 16-bit name undoes the checkpoint's quantisation."""
     if quantization is None:
         return dict(formats)
     if quantization not in QUANTIZATIONS:
         raise BlisInputError(f"quantization: unknown {quantization!r}; allowed: {', '.join(QUANTIZATIONS)}")
     if quantization == formats.get("method"):
         return dict(formats)
+    if quantization == "mxfp4":
+        if not moe:
+            raise BlisInputError(f"quantization: mxfp4 quantises MoE experts only (vLLM's Mxfp4 method); "
+                                 f"{name} has none (use fp8, nvfp4 or int4)")
+        base = "bf16" if formats.get("attn") in ("fp8", "mxfp4", "nvfp4", "int4") else formats.get("attn", "bf16")
+        return {"attn": base, "mlp": base, "experts": "mxfp4", "method": "mxfp4"}
     return {"attn": quantization, "mlp": quantization, "experts": quantization, "method": quantization}
