@@ -53,7 +53,8 @@ def heads_per_gpu(model: ModelSpec, tp: int) -> int:
 
 
 def gemm_shapes(model: ModelSpec, tp: int = 1) -> list[GemmShape]:
-    """The weight GEMMs of one decoder layer on one GPU.
+    """The weight GEMMs of one decoder layer on one GPU, for a model of uniform GQA layers
+    (``ModelSpec.is_uniform``); ``blis.physics.layer_cost.layer_gemms`` lists those of any model.
 
     Dense: qkv (hidden -> (h + 2*kv) * head_dim), o, gate_up (hidden -> 2*ffn), down.
     MoE: qkv, o, router (hidden -> E, replicated), expert_gate_up and expert_down with count = E.
