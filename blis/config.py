@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -42,6 +42,16 @@ class SimConfig(BaseModel):
     model: str = Field("llama-2-7b", min_length=1, description="registry name or HuggingFace id")
     hardware: str = Field("H100", min_length=1)
     tp: int = Field(1, ge=1, le=64, description="tensor-parallel degree")
+    # --- precision and expert parallelism (issue #13; blis.physics.precision) ---
+    quantization: Optional[Literal["bf16", "fp16", "fp8", "mxfp4", "nvfp4", "int4"]] = Field(
+        None, description="weight format as vLLM --quantization: fp8 (W8A8), mxfp4 / nvfp4 (4-bit block-scaled), "
+        "int4 (weight-only, group 128); None = the checkpoint's (its quantization_config or registry entry)"
+    )
+    kv_cache_dtype: Literal["auto", "fp8"] = Field(
+        "auto", description="KV-cache element type: auto = the model's dtype (2 bytes), fp8 = 1 byte per element"
+    )
+    ep: int = Field(1, ge=1, le=64, description="expert-parallel degree (GPUs the MoE experts are spread over; "
+                    "divides tp; vLLM --enable-expert-parallel is ep = tp)")
     latency_model: Optional[str] = Field(None, description="registry name; None = choose automatically")
     alpha_coeffs: Optional[tuple[float, float, float]] = Field(
         None, description="blackbox a0 (us), a1 (us/input token), a2 (us/output token)"

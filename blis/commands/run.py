@@ -39,6 +39,11 @@ def register(sub) -> None:
     g.add_argument("--hardware", help=f"GPU name, e.g. H100, H200, A100-80GB (default {DEFAULTS['hardware']})")
     g.add_argument("--hardware-file", metavar="PATH", help="JSON/YAML file adding or overriding hardware")
     g.add_argument("--tp", type=int, help=f"tensor-parallel degree, >= 1 (default {DEFAULTS['tp']})")
+    # precision and expert parallelism (issue #13)
+    g.add_argument("--quantization", choices=("bf16", "fp16", "fp8", "mxfp4", "nvfp4", "int4"),
+                   help="weight format, as vLLM --quantization (default: the checkpoint's)")
+    g.add_argument("--kv-cache-dtype", choices=("auto", "fp8"), help="KV-cache element type (default auto)")
+    g.add_argument("--ep", type=int, help="expert-parallel degree for MoE, divides tp (default 1)")
     g = p.add_argument_group("latency model")
     g.add_argument("--latency-model", metavar="NAME",
                    help="blackbox, roofline or roofline-v2 (default: chosen automatically, see stderr)")
@@ -135,6 +140,8 @@ def build_config(args):
         "hardware_file": args.hardware_file,
         "bench_data_path": args.bench_data_path,
         "calibration_file": args.calibration_file,
+        **{k: v for k, v in (("quantization", args.quantization), ("kv_cache_dtype", args.kv_cache_dtype),
+                             ("ep", args.ep)) if v is not None},
         "engine": engine,
         "workload": workload,
         "horizon_us": None if args.horizon_s is None else max(1, int(args.horizon_s * 1e6)),

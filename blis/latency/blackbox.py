@@ -94,6 +94,24 @@ def available_coefficients() -> list[str]:
     return [f"{e['model']}/{e['hardware']}/tp{e['tp']}" for e in load_coefficient_table()]
 
 
+def _check_precision(config: "SimConfig", entry: dict) -> None:
+    """Shipped coefficients were fitted on one precision (``quantization`` / ``kv_cache_dtype`` keys of the
+    entry; absent = the checkpoint's 16-bit weights and an auto KV cache) and with ep = 1; a deployment
+    that differs would reuse step times of another precision, so it is refused."""
+    want_q = getattr(config, "quantization", None)
+    want_kv = getattr(config, "kv_cache_dtype", "auto")
+    have_q, have_kv = entry.get("quantization"), entry.get("kv_cache_dtype", "auto")
+    same_q = want_q is None or want_q == have_q or (have_q is None and want_q in ("bf16", "fp16"))
+    if not same_q or want_kv != have_kv or getattr(config, "ep", 1) != int(entry.get("ep", 1)):
+        have = f"quantization={have_q or 'checkpoint (16-bit)'}, kv_cache_dtype={have_kv}, ep={entry.get('ep', 1)}"
+        want = f"quantization={want_q or 'checkpoint'}, kv_cache_dtype={want_kv}, ep={getattr(config, 'ep', 1)}"
+        raise LatencyModelError(
+            f"quantization/kv_cache_dtype/ep: the blackbox coefficients for {entry['model']}/{entry['hardware']}/"
+            f"tp{entry['tp']} were fitted with {have}; this run asks for {want} (give --alpha-coeffs/--beta-coeffs "
+            "fitted on it, or use --latency-model roofline)"
+        )
+
+
 @register_latency_model("blackbox")
 def build_blackbox(config: "SimConfig") -> BlackboxModel:
     alpha, beta, source = config.alpha_coeffs, config.beta_coeffs, "--alpha-coeffs/--beta-coeffs"
@@ -111,6 +129,7 @@ def build_blackbox(config: "SimConfig") -> BlackboxModel:
                 f"model/hardware/tp: no blackbox coefficients for {config.model}/{config.hardware}/tp{config.tp}; "
                 f"available: {', '.join(available_coefficients())} (or give --alpha-coeffs and --beta-coeffs)"
             )
+        _check_precision(config, entry)
         alpha = alpha or tuple(entry["alpha"])
         beta = beta or tuple(entry["beta"])
         source = entry.get("source", "blis/latency/coefficients/blackbox.yaml")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from blis.errors import BlisInputError
 from blis.latency.base import StepBatch, register_latency_model
 from blis.physics.hardware import HardwareSpec, get_hardware, load_hardware_file
-from blis.physics.model_spec import ModelSpec, check_tp, resolve_model
+from blis.physics.model_spec import ModelSpec, check_ep, check_tp, model_for_config
 from blis.physics.step_cost import (
     ACT_BYTES,
     allreduce_bytes,
@@ -151,8 +151,15 @@ def read_calibration_file(path: str | Path) -> dict:
     return found
 
 
-def compute_precision(model: ModelSpec) -> str:
-    """Tensor-core precision of the weight GEMMs from the stored weight width."""
+def compute_precision(model: ModelSpec, hardware: HardwareSpec | None = None) -> str:
+    """Tensor-core precision of the weight GEMMs: from the stored weight width, or with ``hardware`` the
+    rate the layers' one weight format runs at (``blis.physics.precision.gemm_precision``; fp16 counts as
+    bf16, the same rate)."""
+    if hardware is not None and model.layer_format is not None:
+        from blis.physics.precision import gemm_precision
+
+        prec = gemm_precision(model.layer_format, hardware)
+        return "bf16" if prec == "fp16" else prec
     wb = model.weight_bytes_per_param
     if wb <= 1.0:
         return "fp8"
@@ -167,8 +174,10 @@ class RooflineModel:
     name = "roofline"
 
     def __init__(self, model: ModelSpec, hardware: HardwareSpec, tp: int, params: RooflineParams,
-                 source: str = "") -> None:  # fmt: skip
+                 source: str = "", ep: int = 1) -> None:  # fmt: skip
         check_tp(model, tp)
+        check_ep(model, tp, ep)
+        self.ep = ep
         self.model = model
         self.hardware = hardware
         self.tp = tp
@@ -223,6 +232,13 @@ class RooflineModel:
             self._ar_tok = 0.0
         self._fixed = p.step_overhead_us + L * p.layer_overhead_us
         self._prefill_fixed = p.prefill_step_overhead_us
+        self.general = None
+        if ep != 1 or not model.is_uniform:  # MLA, windows, shared/dense layers, mixed formats, EP (issue #13)
+            from blis.latency.roofline_general import PieceRoofline
+
+            self.general = PieceRoofline(model, hardware, tp, ep, params, bw)
+            self.step_time_float_us = self.general.step_time_float_us
+            self.precision = self.general.summary()
 
     # --- the LatencyModel protocol ---------------------------------------------------------------
     def step_time_us(self, batch: StepBatch) -> int:
@@ -297,6 +313,8 @@ class RooflineModel:
             "model": self.model.name,
             "hardware": self.hardware.name,
             "tp": self.tp,
+            **({"ep": self.ep, "decomposition": "step pieces (blis.latency.roofline_general)"}
+               if self.general is not None else {}),
             "precision": self.precision,
             "peak_tflops": self.peak_flops / 1e12,
             "peak_tbps": self.bandwidth_Bps / 1e12,
@@ -374,15 +392,17 @@ def create_roofline(config: SimConfig) -> RooflineModel:
     """Factory: model (``model_config_path`` or registry), hardware (``hardware_file`` may add or override),
     shipped calibration for the hardware, then the shipped refit for this exact (model, hardware, TP) if
     there is one, then ``calibration_file`` overrides."""
-    model = resolve_model(config.model, config.model_config_path)
+    model = model_for_config(config)
     extra = load_hardware_file(config.hardware_file) if config.hardware_file else None
     hw = get_hardware(config.hardware, extra)
     params, source = load_calibration(hw)
     entry = None if config.model_config_path else model_calibration(config.model, config.hardware, config.tp)
+    if entry is not None and not model.is_uniform:
+        entry = None  # a per-model refit of another precision / structure does not apply
     if entry is not None:
         params = params.updated(entry["params"])
         source += f" + roofline_models.yaml ({entry['model']} tp{entry['tp']})"
     if config.calibration_file:
         params = params.updated(read_calibration_file(config.calibration_file))
         source += f" + {config.calibration_file}"
-    return RooflineModel(model, hw, config.tp, params, source)
+    return RooflineModel(model, hw, config.tp, params, source, ep=getattr(config, "ep", 1))

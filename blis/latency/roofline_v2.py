@@ -103,13 +103,13 @@ class RooflineV2Model:
         # v1 reads KV at its own efficiency when it has one
         us_kv = 1e6 / (v1.bandwidth_Bps * getattr(p, "bw_efficiency_attention", p.bw_efficiency))
         us_f = 1e6 / v1.peak_flops
-        wb = model.weight_bytes_per_param
-        self.precision = compute_precision(model)
+        wb = model.weight_bytes_of("attn")  # the layers' one format (checked by the factory)
+        self.precision = compute_precision(model, v1.hardware)
 
         self.gemm_dtype, dtype_scale = self._gemm_dtype()
         gemm_table = db.gemm[self.gemm_dtype]
 
-        def op(shape) -> _GemmOp:
+        def op(shape, wb=wb) -> _GemmOp:
             pair = gemm_table.nearest_pair(shape.k, shape.n)
             nearest = pair != (shape.k, shape.n)
             if nearest:
@@ -123,7 +123,7 @@ class RooflineV2Model:
         shapes = gemm_shapes(model, tp)
         self._dense = [op(s) for s in shapes if not s.name.startswith("expert_")]
         self._expert = [op(s) for s in shapes if s.name.startswith("expert_")]
-        self._lm = op(lm_head_shape(model, tp))
+        self._lm = op(lm_head_shape(model, tp), model.weight_bytes_of("embed"))  # LM head stays 16-bit
         self._num_experts = float(model.num_experts)
         self._k_e = float(model.experts_per_token)
         self._miss = 1.0 - model.experts_per_token / model.num_experts if model.is_moe else 1.0
@@ -376,4 +376,12 @@ def create_roofline_v2(config: SimConfig) -> RooflineV2Model:
             f"bench_data_path: no measured kernel tables for {config.hardware} (give --bench-data-path DIR, "
             "or use --latency-model roofline)"
         )
-    return RooflineV2Model(create_roofline(config), MfuDatabase.load(folder), folder)
+    v1 = create_roofline(config)
+    m = v1.model
+    from blis.latency.roofline_general import uniform_gap
+
+    why = uniform_gap(m, v1.ep)
+    if why:
+        raise LatencyModelError(f"latency_model: roofline-v2 composes uniform GQA layers only; {m.name} has {why} "
+                                "(use --latency-model roofline)")
+    return RooflineV2Model(v1, MfuDatabase.load(folder), folder)

@@ -98,18 +98,29 @@ def _physics_known(config: SimConfig) -> tuple[bool, str]:
     return True, ""
 
 
+def _v2_gap(config: SimConfig) -> str:
+    """Why roofline-v2 cannot compose the configured model (MLA, windows, EP, ...); '' when it can."""
+    try:
+        from blis.latency.roofline_general import uniform_gap
+        from blis.physics.model_spec import model_for_config
+
+        return uniform_gap(model_for_config(config), getattr(config, "ep", 1))
+    except (ImportError, BlisInputError):
+        return ""
+
+
 def choose_latency_model(config: SimConfig) -> tuple[str, str]:
     """(registered latency-model name, one-line reason) for ``config``."""
     if config.latency_model:
         return config.latency_model, "chosen by --latency-model"
     folder = find_bench_folder(config)
-    if folder is not None:
+    gap = _v2_gap(config) if folder is not None else ""
+    if folder is not None and not gap:
         return "roofline-v2", f"measured kernel tables for {config.hardware} in {folder}"
     known, why_not = _physics_known(config)
     if known:
         source = f"config {config.model_config_path}" if config.model_config_path else "the model registry"
-        return "roofline", (
-            f"no measured kernel tables for {config.hardware}; model architecture from {source} and "
-            f"hardware {config.hardware} are known"
-        )
+        tables = (f"roofline-v2 does not compose this model ({gap})" if gap
+                  else f"no measured kernel tables for {config.hardware}")
+        return "roofline", f"{tables}; model architecture from {source} and hardware {config.hardware} are known"
     return "blackbox", f"no kernel tables and no roofline: {why_not}; using the fitted coefficients table"

@@ -154,12 +154,15 @@ _BUILTIN: tuple[HardwareSpec, ...] = (
     HardwareSpec(
         name="H200",
         aliases=("H200-SXM", "H200-141GB"),
-        # 141 GB HBM3e (datasheet); CUDA reports 139.81 GiB (vLLM memory-profiling log on H200).
+        # 141 GB HBM3e (datasheet); CUDA reports 139.81 GiB ("total capacity of 139.81 GiB" in PyTorch and
+        # TensorRT-LLM logs on H200, public; checked 2026-11).
         memory_bytes=139.81 * GiB,
         memory_bandwidth_Bps=4.8e12,  # datasheet: 4.8 TB/s
         interconnect_bandwidth_Bps=450e9,  # datasheet: NVLink 900 GB/s bidirectional
         interconnect_latency_us=4.5,  # assumed equal to H100 (same NVLink 4 generation)
-        peak_flops=dict(_H100_TC),  # datasheet: same tensor-core throughput as H100 SXM
+        # datasheet (H200 SXM): FP8 3,958 TF and BF16 1,979 TF with sparsity, INT8 3,958 TOPS: the H100 SXM
+        # figures (same GH100 die), dense = half; no FP4 / MX formats on Hopper
+        peak_flops=dict(_H100_TC),
         source="NVIDIA H200 Tensor Core GPU datasheet (SXM)",
     ),
     HardwareSpec(
@@ -205,7 +208,9 @@ _BUILTIN: tuple[HardwareSpec, ...] = (
     HardwareSpec(
         name="B200",
         aliases=("B200-SXM", "HGX-B200"),
-        memory_bytes=180 * GiB,  # datasheet (HGX B200): 180 GB HBM3e per GPU; CUDA-visible total not observed
+        # datasheet (HGX B200): 1,440 GB HBM3e for 8 GPUs -> 180 GB each; torch/CUDA reports a total capacity
+        # of 178.35 GiB per B200 (PyTorch out-of-memory messages on 8x B200 nodes, public logs; checked 2026-11)
+        memory_bytes=178.35 * GiB,
         memory_bandwidth_Bps=8e12,  # datasheet (HGX B200): 64 TB/s for 8 GPUs -> 8 TB/s each
         interconnect_bandwidth_Bps=900e9,  # datasheet: NVLink 5, 1.8 TB/s bidirectional per GPU
         interconnect_latency_us=4.5,  # assumed equal to H100's measured NVLink all-reduce latency

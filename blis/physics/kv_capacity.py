@@ -6,6 +6,21 @@ vLLM (``Worker.determine_available_memory``; shared/docs/vllm-v1-scheduling.md s
                   + non-torch memory such as cuBLAS workspaces and NCCL buffers)
     blocks   = floor(KV bytes / (num_layers x page bytes)), page = 2 x block_size x kv_heads/TP x head_dim x dtype.
 Every rank holds the same number of blocks, each block covering ``block_size`` tokens of every layer.
+Page bytes follow the model as deployed: an fp8 KV cache halves them; MLA stores kv_lora_rank + rope dims
+per token and layer, replicated on every TP rank.
+
+Windowed layers (sliding window, chunked local attention): vLLM's hybrid KV-cache manager puts them in
+their own KV-cache group(s), sharing one block pool with the full-attention layers, and frees a request's
+blocks once they leave the window, so a windowed layer holds at most ceil(W / block_size) + 1 blocks per
+running request. blis's engine counts the blocks of the full-attention layers only (a request holds
+ceil(tokens / block_size) of them) and sets aside, from the KV memory, the windowed layers' blocks of
+``max_num_seqs`` running requests: blocks = (KV bytes - max_num_seqs x (ceil(W / bs) + 1) x windowed page
+bytes) / full-attention page bytes. That is vLLM's pool when max_num_seqs requests with contexts of at
+least W run; with fewer running requests vLLM lends the unused window blocks to the full layers, so the
+count here is a lower bound. The hybrid manager never holds more than full attention would, so when the
+set-aside is larger than the windowed layers' share (long windows such as Llama-4's 8192-token chunks
+with many sequences) the windowed layers are counted as full ones instead; so is a model whose every
+layer is windowed (no full layers to count).
 
 The two non-torch constants are derived from the four shared H100 runs (vLLM logged 7462, 31356, 27510 and
 26602 blocks): memory left after weights, KV blocks and our activation estimate was 0.16 GiB for the TP1 run
@@ -21,7 +36,8 @@ from typing import TYPE_CHECKING
 
 from blis.errors import BlisInputError
 from blis.physics.hardware import GiB, HardwareSpec, get_hardware, load_hardware_file
-from blis.physics.model_spec import ModelSpec, check_tp, get_model, resolve_model
+from blis.physics.model_registry import model_for_config
+from blis.physics.model_spec import ModelSpec, check_tp, get_model
 from blis.physics.step_cost import gemm_shapes, lm_head_shape
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,7 +66,16 @@ class KVMemory:
 
 def weight_bytes_per_gpu(model: ModelSpec, tp: int) -> float:
     """Weights one GPU holds: sharded GEMM weights (KV heads replicated when fewer than tp), the
-    vocabulary-parallel embedding and LM head, and the replicated norms."""
+    vocabulary-parallel embedding and LM head, and the replicated norms. Each weight group in its own
+    format (expert parallelism does not change the per-GPU share: E/ep experts of width I/(tp/ep))."""
+    if not model.is_uniform:
+        from blis.physics.layer_cost import layer_gemms
+
+        gemm = sum(g.k * g.n * g.count * g.layers * model.weight_bytes_of(g.group) for g in layer_gemms(model, tp))
+        norms = model.num_layers * (2 * model.hidden_size + model.q_lora_rank + model.kv_lora_rank)
+        lm = lm_head_shape(model, tp)
+        vocab = (1 if model.tie_word_embeddings else 2) * lm.k * lm.n
+        return gemm + (norms + vocab + model.hidden_size) * model.weight_bytes_of("embed")
     per_layer = sum(g.k * g.n * g.count for g in gemm_shapes(model, tp)) + 2 * model.hidden_size
     lm = lm_head_shape(model, tp)
     vocab_mats = 1 if model.tie_word_embeddings else 2
@@ -67,15 +92,30 @@ def activation_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int, max
     ffn = -(-model.intermediate_size // tp)
     if model.is_moe:
         elements = 2 * h + model.experts_per_token * (3 * ffn + h)
+        elements += 3 * -(-model.shared_expert_intermediate_size // tp)
+        if model.num_dense_layers:
+            elements = max(elements, 2 * h + 3 * -(-model.dense_intermediate_size // tp))
     else:
         elements = 2 * h + 3 * ffn
     vocab = -(-model.vocab_size // tp)
     return T * elements * 2.0 + max_num_seqs * vocab * SAMPLER_BYTES_PER_LOGIT
 
 
-def kv_block_bytes(model: ModelSpec, tp: int, block_size: int = 16) -> float:
-    """Bytes one KV block takes on one GPU (all layers)."""
-    return model.kv_bytes_per_token(tp) * block_size
+def kv_block_bytes(model: ModelSpec, tp: int, block_size: int = 16, windowed_apart: bool = False) -> float:
+    """Bytes one KV block takes on one GPU: all layers, or with ``windowed_apart`` the full-attention
+    layers of a model with windowed ones (module docstring)."""
+    layers = (model.num_full_layers or model.num_layers) if windowed_apart else model.num_layers
+    return layers * model.kv_token_layer_bytes(tp) * block_size
+
+
+def window_reserve_bytes(model: ModelSpec, tp: int, block_size: int, max_num_seqs: int) -> float:
+    """KV memory set aside for the windowed layers of ``max_num_seqs`` running requests (0 without any,
+    or when every layer is windowed)."""
+    if not model.num_window_layers or not model.num_full_layers:
+        return 0.0
+    blocks = -(-model.sliding_window // block_size) + 1
+    page = model.kv_token_layer_bytes(tp) * block_size
+    return max_num_seqs * blocks * model.num_window_layers * page
 
 
 def kv_memory(
@@ -102,6 +142,12 @@ def kv_memory(
     kv = usable - weights - act - non_torch
     block = kv_block_bytes(spec, tp, block_size)
     blocks = math.floor(kv / block) if kv > 0 else 0
+    reserve = window_reserve_bytes(spec, tp, block_size, max_num_seqs)
+    if reserve and kv > reserve:  # hybrid allocator: windowed layers apart, if that holds more tokens
+        apart = kv_block_bytes(spec, tp, block_size, windowed_apart=True)
+        if math.floor((kv - reserve) / apart) > blocks:
+            kv, block = kv - reserve, apart
+            blocks = math.floor(kv / block)
     if blocks < 1:
         missing = (block - kv) / GiB
         raise BlisInputError(
@@ -131,7 +177,7 @@ def kv_blocks(
 
 def kv_blocks_for_config(config: SimConfig) -> int:
     """``kv_blocks`` for a SimConfig: its model (or config.json), hardware (or hardware file) and engine."""
-    model = resolve_model(config.model, config.model_config_path)
+    model = model_for_config(config)
     extra = load_hardware_file(config.hardware_file) if config.hardware_file else None
     hw = get_hardware(config.hardware, extra)
     e = config.engine

@@ -1,17 +1,15 @@
-"""Architecture figures of a transformer model: from a HuggingFace ``config.json`` or a built-in table.
+"""Architecture figures of a transformer model (``ModelSpec``) and the deployment settings that change
+them (quantisation, KV-cache dtype).
 
-Supported families: Llama (Llama-2/3, CodeLlama, Yi), Mistral, Qwen2/2.5, Qwen3, and the mixture-of-experts
-Mixtral and Qwen3-MoE. Everything the roofline needs is here: layer count, widths, attention heads (GQA),
-experts, vocabulary, and bytes per weight / KV element.
+Attention: grouped-query (GQA/MHA) or multi-head latent (MLA: DeepSeek-V2/V3, Kimi), optionally with
+sliding-window (or chunked-local) layers and attention sinks. FFN: dense SwiGLU, or mixture-of-experts with
+top-k routing, shared experts and dense first layers. The readers live in ``blis.physics.hf_config``
+(``config.json``) and ``blis.physics.model_registry`` (built-in table); both are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
 from blis.errors import BlisInputError
 
@@ -20,11 +18,23 @@ from blis.errors import BlisInputError
 class ModelSpec:
     """Figures of one decoder-only model.
 
-    intermediate_size: FFN width of a dense layer; for MoE the width of one expert.
+    intermediate_size: FFN width of a dense layer; for MoE the width of one routed expert.
     num_experts / experts_per_token: 0 for dense models.
-    weight_bytes_per_param: bytes per stored weight (2.0 for bf16/fp16, 1.0 for fp8).
-    kv_bytes_per_element: bytes per cached K or V element (2.0 for bf16/fp16).
+    weight_bytes_per_param: bytes per stored weight of the 16-bit parts (embeddings, LM head, norms) and,
+        unless the ``*_dtype`` fields say otherwise, of every GEMM (2.0 for bf16/fp16, 1.0 for fp8).
+    kv_bytes_per_element: bytes per cached K or V element (2.0 for bf16/fp16, 1.0 for an fp8 KV cache).
     attention_bias: q/k/v projections have a bias (Qwen2); adds a few parameters.
+    attn_dtype / mlp_dtype / expert_dtype: weight format of the attention projections, of the dense FFN
+        layers and shared experts, and of the routed experts ('' = from weight_bytes_per_param); names of
+        ``blis.physics.precision.QUANTIZATIONS``. quant_method: the checkpoint's quantisation ('' = none).
+    MLA (kv_lora_rank > 0): q_lora_rank (0 = plain q projection), qk_nope_head_dim, qk_rope_head_dim,
+        v_head_dim; the cache holds kv_lora_rank + qk_rope_head_dim elements per token per layer.
+    sliding_window (tokens, 0 = none) applies to num_window_layers of the layers; window_kind 'sliding'
+        (each query sees the last W keys) or 'chunked' (Llama-4: keys of its own W-token chunk).
+    attention_sinks: learned per-head sink logits (gpt-oss): a few parameters, no cache.
+    num_dense_layers: layers of an MoE model with a dense FFN of dense_intermediate_size (DeepSeek's
+        first_k_dense_replace, moe_layer_freq); shared_expert_intermediate_size: summed width of the shared
+        experts of an MoE layer (0 = none).
     """
 
     name: str
@@ -46,6 +56,27 @@ class ModelSpec:
     attention_bias: bool = False
     qk_norm: bool = False
     dtype: str = "bfloat16"
+    attn_dtype: str = ""
+    mlp_dtype: str = ""
+    expert_dtype: str = ""
+    quant_method: str = ""
+    kv_cache_dtype: str = "auto"
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    sliding_window: int = 0
+    num_window_layers: int = 0
+    window_kind: str = "sliding"
+    attention_sinks: bool = False
+    num_dense_layers: int = 0
+    dense_intermediate_size: int = 0
+    shared_expert_intermediate_size: int = 0
+    index_topk: int = 0
+    index_n_heads: int = 0
+    index_head_dim: int = 0
+    source: str = ""
 
     def __post_init__(self) -> None:
         for fname in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
@@ -69,14 +100,60 @@ class ModelSpec:
             v = getattr(self, fname)
             if not (isinstance(v, (int, float)) and 0 < v <= 8):
                 raise BlisInputError(f"model {self.name}: {fname} must be in (0, 8] bytes, got {v!r}")
+        for fname in ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
+                      "sliding_window", "num_window_layers", "num_dense_layers", "dense_intermediate_size",
+                      "shared_expert_intermediate_size", "index_topk", "index_n_heads", "index_head_dim"):  # fmt: skip
+            v = getattr(self, fname)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise BlisInputError(f"model {self.name}: {fname} must be an integer >= 0, got {v!r}")
+        if self.kv_lora_rank and not (self.qk_rope_head_dim and self.qk_nope_head_dim and self.v_head_dim):
+            raise BlisInputError(f"model {self.name}: MLA (kv_lora_rank > 0) needs qk_nope_head_dim, "
+                                 "qk_rope_head_dim and v_head_dim >= 1")
+        if self.index_topk and not (self.kv_lora_rank and self.index_n_heads and self.index_head_dim):
+            raise BlisInputError(f"model {self.name}: sparse attention (index_topk) is modelled on MLA models "
+                                 "only and needs index_n_heads and index_head_dim >= 1")
+        if self.num_window_layers > self.num_layers or (self.num_window_layers and not self.sliding_window):
+            raise BlisInputError(f"model {self.name}: num_window_layers must be in 0..num_layers and needs "
+                                 "sliding_window >= 1")
+        if self.window_kind not in ("sliding", "chunked"):
+            raise BlisInputError(f"model {self.name}: window_kind must be 'sliding' or 'chunked'")
+        if self.num_dense_layers > self.num_layers or (self.num_dense_layers and not self.is_moe):
+            raise BlisInputError(f"model {self.name}: num_dense_layers must be in 0..num_layers of an MoE model")
+        if self.num_dense_layers and not self.dense_intermediate_size:
+            raise BlisInputError(f"model {self.name}: dense layers need dense_intermediate_size >= 1")
+        from blis.physics.precision import KV_CACHE_DTYPES, WEIGHT_BYTES
 
+        for fname in ("attn_dtype", "mlp_dtype", "expert_dtype"):
+            v = getattr(self, fname)
+            if v and v not in WEIGHT_BYTES:
+                raise BlisInputError(f"model {self.name}: {fname} {v!r} unknown; allowed: {', '.join(WEIGHT_BYTES)}")
+        if self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise BlisInputError(f"kv_cache_dtype: unknown {self.kv_cache_dtype!r}; allowed: "
+                                 f"{', '.join(KV_CACHE_DTYPES)}")
+
+    # --- structure ---------------------------------------------------------------------------------
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
 
     @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.num_layers - self.num_dense_layers if self.is_moe else 0
+
+    @property
+    def num_full_layers(self) -> int:
+        """Layers with full (unwindowed) attention."""
+        return self.num_layers - self.num_window_layers
+
+    @property
     def q_size(self) -> int:
-        """Width of the query projection output (num_heads x head_dim)."""
+        """Width of the query projection output (num_heads x head_dim; MLA: x (nope + rope) dims)."""
+        if self.is_mla:
+            return self.num_heads * (self.qk_nope_head_dim + self.qk_rope_head_dim)
         return self.num_heads * self.head_dim
 
     @property
@@ -84,48 +161,159 @@ class ModelSpec:
         """Width of the key (or value) projection output (num_kv_heads x head_dim)."""
         return self.num_kv_heads * self.head_dim
 
+    def base_dtype(self) -> str:
+        """Short name of the 16-bit (or stored) dtype from weight_bytes_per_param."""
+        wb = self.weight_bytes_per_param
+        return "fp8" if wb <= 1.0 else ("fp32" if wb >= 4.0 else ("fp16" if self.dtype in ("float16", "fp16")
+                                                                    else "bf16"))
+
+    def weight_format(self, group: str) -> str:
+        """Weight format of 'attn', 'mlp', 'experts' (routed) or 'embed' (embeddings and LM head)."""
+        if group == "embed":
+            from blis.physics.precision import dtype_name
+
+            return dtype_name(self.dtype) if (self.attn_dtype or self.expert_dtype) else self.base_dtype()
+        v = {"attn": self.attn_dtype, "mlp": self.mlp_dtype, "experts": self.expert_dtype}[group]
+        return v or self.base_dtype()
+
+    def weight_bytes_of(self, group: str) -> float:
+        from blis.physics.precision import weight_bytes
+
+        if group == "embed" and not (self.attn_dtype or self.expert_dtype):
+            return self.weight_bytes_per_param
+        return weight_bytes(self.weight_format(group))
+
+    @property
+    def layer_format(self) -> str | None:
+        """The one weight format of every decoder-layer GEMM, or None when groups differ."""
+        groups = {self.weight_format("attn")}
+        if not self.is_moe or self.num_dense_layers or self.shared_expert_intermediate_size:
+            groups.add(self.weight_format("mlp"))
+        if self.is_moe:
+            groups.add(self.weight_format("experts"))
+        return groups.pop() if len(groups) == 1 else None
+
+    @property
+    def is_uniform(self) -> bool:
+        """One GEMM structure and precision roofline v1's fast path covers: GQA attention with no windowed
+        layers, dense or all-MoE layers without shared experts, one weight format for every GEMM."""
+        groups = {self.weight_bytes_of(g) for g in ("attn", "mlp", "experts", "embed")}
+        return (not self.is_mla and not self.num_window_layers and not self.num_dense_layers
+                and not self.shared_expert_intermediate_size and len(groups) == 1)
+
+    # --- parameters ----------------------------------------------------------------------------
     def attention_params_per_layer(self) -> int:
         h = self.hidden_size
+        if self.is_mla:
+            H, qk = self.num_heads, self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (h * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * H * qk) if self.q_lora_rank \
+                else h * H * qk
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank \
+                + self.kv_lora_rank * H * (self.qk_nope_head_dim + self.v_head_dim)
+            idx = 0
+            if self.index_topk:  # indexer: wq_b, wk (+ its norm), weights_proj
+                idx = ((self.q_lora_rank or h) * self.index_n_heads * self.index_head_dim
+                       + h * self.index_head_dim + 2 * self.index_head_dim + h * self.index_n_heads)
+            return q + kv + H * self.v_head_dim * h + idx
         p = h * (self.q_size + 2 * self.kv_size) + self.q_size * h
         if self.attention_bias:
             p += self.q_size + 2 * self.kv_size
         if self.qk_norm:
             p += 2 * self.head_dim
+        if self.attention_sinks:
+            p += self.num_heads
         return p
 
+    def _moe_layer_params(self) -> int:
+        h = self.hidden_size
+        return (self.num_experts * 3 * h * self.intermediate_size + h * self.num_experts
+                + 3 * h * self.shared_expert_intermediate_size)
+
     def ffn_params_per_layer(self) -> int:
-        """All FFN parameters of one layer (every expert for MoE, plus the router)."""
-        per_ffn = 3 * self.hidden_size * self.intermediate_size  # gate, up, down (SwiGLU)
+        """FFN parameters of one MoE layer (every expert, shared experts, the router) or dense layer."""
         if self.is_moe:
-            return self.num_experts * per_ffn + self.hidden_size * self.num_experts
-        return per_ffn
+            return self._moe_layer_params()
+        return 3 * self.hidden_size * self.intermediate_size  # gate, up, down (SwiGLU)
+
+    def _ffn_params_all_layers(self) -> int:
+        if not self.is_moe:
+            return self.num_layers * self.ffn_params_per_layer()
+        dense = 3 * self.hidden_size * self.dense_intermediate_size
+        return self.num_moe_layers * self._moe_layer_params() + self.num_dense_layers * dense
 
     def param_count(self) -> int:
         """Total parameters: embeddings, layers (with norms), final norm, LM head unless tied."""
-        per_layer = self.attention_params_per_layer() + self.ffn_params_per_layer() + 2 * self.hidden_size
+        per_layer = self.attention_params_per_layer() + 2 * self.hidden_size
         embed = self.vocab_size * self.hidden_size
         head = 0 if self.tie_word_embeddings else embed
-        return self.num_layers * per_layer + embed + head + self.hidden_size
+        return self.num_layers * per_layer + self._ffn_params_all_layers() + embed + head + self.hidden_size
 
     def active_param_count(self) -> int:
-        """Parameters one token touches (experts_per_token experts instead of all of them)."""
+        """Parameters one token touches (experts_per_token routed experts instead of all of them)."""
         if not self.is_moe:
             return self.param_count()
         unused = (self.num_experts - self.experts_per_token) * 3 * self.hidden_size * self.intermediate_size
-        return self.param_count() - self.num_layers * unused
+        return self.param_count() - self.num_moe_layers * unused
 
     def weight_bytes(self) -> float:
-        """Bytes of all weights (whole model, all GPUs together)."""
-        return self.param_count() * self.weight_bytes_per_param
+        """Bytes of all weights (whole model, all GPUs together), each group in its own format."""
+        if self.is_uniform:
+            return self.param_count() * self.weight_bytes_per_param
+        h = self.hidden_size
+        attn = self.num_layers * self.attention_params_per_layer()
+        routed = self.num_moe_layers * self.num_experts * 3 * h * self.intermediate_size
+        mlp = self._ffn_params_all_layers() - routed
+        rest = self.param_count() - attn - self._ffn_params_all_layers()
+        return (attn * self.weight_bytes_of("attn") + mlp * self.weight_bytes_of("mlp")
+                + routed * self.weight_bytes_of("experts") + rest * self.weight_bytes_of("embed"))
 
+    # --- KV cache ------------------------------------------------------------------------------
     def kv_heads_per_gpu(self, tp: int = 1) -> int:
         """KV heads stored on one GPU: sharded across TP ranks, replicated when kv_heads < tp (as vLLM)."""
         check_tp(self, tp)
         return max(1, self.num_kv_heads // tp)
 
+    def kv_elements_per_token_layer(self, tp: int = 1) -> int:
+        """Cached elements of one token in one layer on one GPU. MLA: the latent (kv_lora_rank + rope
+        dims), replicated on every TP rank as vLLM does; else K and V of the KV heads on the GPU."""
+        if self.is_mla:
+            check_tp(self, tp)
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.kv_heads_per_gpu(tp) * self.head_dim
+
+    def indexer_bytes_per_token_layer(self) -> float:
+        """DSA indexer cache per token and layer: index_head_dim fp8 elements + one fp32 scale (vLLM's
+        DeepSeek-V3.2 layout), whatever the KV-cache dtype; 0 without sparse attention."""
+        return self.index_head_dim * 1.0 + 4.0 if self.index_topk else 0.0
+
+    def kv_token_layer_bytes(self, tp: int = 1) -> float:
+        """Cache bytes of one token in one layer on one GPU (K/V or latent, plus a DSA indexer key)."""
+        return self.kv_elements_per_token_layer(tp) * self.kv_bytes_per_element + self.indexer_bytes_per_token_layer()
+
     def kv_bytes_per_token(self, tp: int = 1) -> float:
-        """KV-cache bytes one token occupies on one GPU (K and V, every layer)."""
-        return 2.0 * self.num_layers * self.kv_heads_per_gpu(tp) * self.head_dim * self.kv_bytes_per_element
+        """KV-cache bytes one token occupies on one GPU in every layer (K and V)."""
+        return self.num_layers * self.kv_token_layer_bytes(tp)
+
+    # --- deployment ----------------------------------------------------------------------------
+    def with_precision(self, quantization: str | None = None, kv_cache_dtype: str = "auto") -> ModelSpec:
+        """This model as deployed with vLLM's ``--quantization`` and ``--kv-cache-dtype``; unchanged
+        (the same object) for None / 'auto'. See ``blis.physics.precision.apply_quantization``."""
+        from blis.physics.precision import apply_quantization, kv_element_bytes
+
+        spec = self
+        if quantization is not None:
+            have = {"attn": self.weight_format("attn"), "mlp": self.weight_format("mlp"),
+                    "experts": self.weight_format("experts"), "method": self.quant_method or self.base_dtype()}
+            f = apply_quantization(have, quantization, self.is_moe, self.name)
+            if f != have:
+                embed = max(2.0, self.weight_bytes_of("embed"))  # embeddings and LM head stay 16-bit
+                spec = replace(spec, attn_dtype=f["attn"], mlp_dtype=f["mlp"], expert_dtype=f["experts"],
+                               quant_method=f["method"] if f["method"] not in ("bf16", "fp16") else "",
+                               weight_bytes_per_param=embed)
+        if kv_cache_dtype != "auto":
+            spec = replace(spec, kv_cache_dtype=kv_cache_dtype,
+                           kv_bytes_per_element=kv_element_bytes(kv_cache_dtype, spec.kv_bytes_per_element))
+        return spec
 
 
 def check_tp(model: ModelSpec, tp: int) -> None:
@@ -139,202 +327,32 @@ def check_tp(model: ModelSpec, tp: int) -> None:
         raise BlisInputError(f"tp: {tp} neither divides nor is a multiple of num_key_value_heads={kv} of {model.name}")
 
 
-# --- HuggingFace config.json -------------------------------------------------------------------
-_DENSE_ARCHS = {
-    "LlamaForCausalLM": "llama",
-    "MistralForCausalLM": "mistral",
-    "Qwen2ForCausalLM": "qwen2",
-    "Qwen3ForCausalLM": "qwen3",
-}
-_MOE_ARCHS = {
-    "MixtralForCausalLM": "mixtral",
-    "Qwen3MoeForCausalLM": "qwen3_moe",
-}
-_DTYPE_BYTES = {"float16": 2.0, "bfloat16": 2.0, "float32": 4.0, "fp16": 2.0, "bf16": 2.0, "half": 2.0}
+def check_ep(model: ModelSpec, tp: int, ep: int) -> None:
+    """Expert parallelism: ``ep`` GPUs of the TP group each hold num_experts / ep whole experts (each
+    sharded tp / ep ways); vLLM's --enable-expert-parallel without data parallelism is ep = tp."""
+    if not isinstance(ep, int) or isinstance(ep, bool) or ep < 1:
+        raise BlisInputError(f"ep: must be an integer >= 1, got {ep!r}")
+    if ep == 1:
+        return
+    if not model.is_moe:
+        raise BlisInputError(f"ep: {ep} > 1 needs a mixture-of-experts model; {model.name} is dense")
+    if tp % ep:
+        raise BlisInputError(f"ep: {ep} must divide tp={tp} (experts are spread over the GPUs of the instance)")
+    if model.num_experts % ep:
+        raise BlisInputError(f"ep: {ep} does not divide num_experts={model.num_experts} of {model.name}")
 
 
-def _need(cfg: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in cfg or cfg[key] is None:
-        raise BlisInputError(f"model config {where}: missing field '{key}'")
-    return cfg[key]
+_REEXPORTS = {"load_hf_config": "hf_config", "spec_from_hf_config": "hf_config", "available_models": "model_registry",
+              "get_model": "model_registry", "resolve_model": "model_registry", "model_for_config": "model_registry"}
 
 
-def _int_field(cfg: Mapping[str, Any], key: str, where: str) -> int:
-    v = _need(cfg, key, where)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise BlisInputError(f"model config {where}: field '{key}' must be an integer >= 1, got {v!r}")
-    return v
+def __getattr__(name: str):
+    """The readers live in their own modules (imported lazily: they import this one)."""
+    if name in _REEXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"blis.physics.{_REEXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def spec_from_hf_config(cfg: Mapping[str, Any], name: str = "custom", where: str = "config.json") -> ModelSpec:
-    """Turn a parsed HuggingFace config dict into a ModelSpec (errors name the missing field)."""
-    archs = cfg.get("architectures") or []
-    arch = archs[0] if archs else None
-    if arch is None:
-        raise BlisInputError(f"model config {where}: missing field 'architectures'")
-    if arch not in _DENSE_ARCHS and arch not in _MOE_ARCHS:
-        supported = ", ".join(sorted({**_DENSE_ARCHS, **_MOE_ARCHS}))
-        raise BlisInputError(f"model config {where}: architecture {arch!r} is not supported; supported: {supported}")
-    hidden = _int_field(cfg, "hidden_size", where)
-    heads = _int_field(cfg, "num_attention_heads", where)
-    kv_heads = cfg.get("num_key_value_heads") or heads  # absent = multi-head attention (Llama-2-7B style)
-    head_dim = cfg.get("head_dim") or (hidden // heads)
-    if not cfg.get("head_dim") and hidden % heads:
-        raise BlisInputError(
-            f"model config {where}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}; "
-            "give 'head_dim'"
-        )
-    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
-    if dtype not in _DTYPE_BYTES:
-        raise BlisInputError(
-            f"model config {where}: field 'torch_dtype' {dtype!r} not supported; allowed: {', '.join(_DTYPE_BYTES)}"
-        )
-    weight_bytes = _DTYPE_BYTES[dtype]
-    quant = cfg.get("quantization_config")
-    if quant:
-        method = str(quant.get("quant_method", "")).lower()
-        if method == "fp8":
-            weight_bytes = 1.0
-        else:
-            raise BlisInputError(
-                f"model config {where}: quantization_config.quant_method {method!r} not supported (only fp8)"
-            )
-    experts = 0
-    per_tok = 0
-    inter_key = "intermediate_size"
-    if arch in _MOE_ARCHS:
-        experts = cfg.get("num_local_experts") or cfg.get("num_experts")
-        if not experts:
-            raise BlisInputError(f"model config {where}: missing field 'num_local_experts' (or 'num_experts')")
-        per_tok = _int_field(cfg, "num_experts_per_tok", where)
-        if arch == "Qwen3MoeForCausalLM":
-            inter_key = "moe_intermediate_size"
-            if cfg.get("mlp_only_layers") or cfg.get("decoder_sparse_step", 1) != 1:
-                raise BlisInputError(
-                    f"model config {where}: Qwen3-MoE with dense layers (mlp_only_layers / decoder_sparse_step != 1) "
-                    "is not supported"
-                )
-    return ModelSpec(
-        name=name,
-        hf_id=str(cfg.get("_name_or_path") or name),
-        architecture=arch,
-        num_layers=_int_field(cfg, "num_hidden_layers", where),
-        hidden_size=hidden,
-        num_heads=heads,
-        num_kv_heads=int(kv_heads),
-        head_dim=int(head_dim),
-        intermediate_size=_int_field(cfg, inter_key, where),
-        vocab_size=_int_field(cfg, "vocab_size", where),
-        num_experts=int(experts),
-        experts_per_token=int(per_tok),
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        weight_bytes_per_param=weight_bytes,
-        kv_bytes_per_element=_DTYPE_BYTES[dtype] if dtype != "float32" else 4.0,
-        max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
-        attention_bias=bool(cfg.get("attention_bias", arch == "Qwen2ForCausalLM")),
-        qk_norm=arch in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM"),
-        dtype=dtype,
-    )
-
-
-def load_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
-    """Read a HuggingFace ``config.json`` (or a folder holding one)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "config.json"
-    if not p.is_file():
-        raise BlisInputError(f"model_config_path: {path} does not exist")
-    try:
-        cfg = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise BlisInputError(f"model_config_path: {p} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(cfg, dict):
-        raise BlisInputError(f"model_config_path: {p} must hold a JSON object")
-    label = name or p.parent.name or "custom"
-    spec = spec_from_hf_config(cfg, name=label, where=str(p))
-    return spec if cfg.get("_name_or_path") else replace(spec, hf_id=label)
-
-
-# --- built-in registry -------------------------------------------------------------------------
-# Figures typed from the HuggingFace config.json files in shared/data/model_configs/<dir> (named per
-# entry). qwen3-32b is not there: its figures are the public Qwen/Qwen3-32B config values.
-def _m(name: str, hf_id: str, arch: str, layers: int, hidden: int, heads: int, kv: int, inter: int, vocab: int,
-       maxpos: int, dtype: str = "bfloat16", experts: int = 0, per_tok: int = 0, head_dim: int = 128,
-       bias: bool = False, qk_norm: bool = False) -> ModelSpec:  # fmt: skip
-    return ModelSpec(
-        name=name, hf_id=hf_id, architecture=arch, num_layers=layers, hidden_size=hidden, num_heads=heads,
-        num_kv_heads=kv, head_dim=head_dim, intermediate_size=inter, vocab_size=vocab, num_experts=experts,
-        experts_per_token=per_tok, tie_word_embeddings=False, weight_bytes_per_param=2.0,
-        kv_bytes_per_element=2.0, max_position_embeddings=maxpos, attention_bias=bias, qk_norm=qk_norm,
-        dtype=dtype,
-    )  # fmt: skip
-
-
-_L, _MI, _Q2, _Q3 = "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"
-_BUILTIN: tuple[tuple[ModelSpec, tuple[str, ...]], ...] = (
-    # (spec, extra aliases). Aliases that are a base/instruct twin share the architecture figures.
-    # model_configs/llama-2-7b-hf
-    (_m("llama-2-7b", "meta-llama/Llama-2-7b-hf", _L, 32, 4096, 32, 32, 11008, 32000, 4096, "float16"),
-     ("llama2-7b", "meta-llama/Llama-2-7b-chat-hf")),
-    # model_configs/llama-2-70b-hf
-    (_m("llama-2-70b", "meta-llama/Llama-2-70b-hf", _L, 80, 8192, 64, 8, 28672, 32000, 4096, "float16"),
-     ("llama2-70b", "meta-llama/Llama-2-70b-chat-hf")),
-    # model_configs/codellama-34b-instruct-hf
-    (_m("codellama-34b", "codellama/CodeLlama-34b-Instruct-hf", _L, 48, 8192, 64, 8, 22016, 32000, 16384),
-     ("codellama-34b-instruct", "codellama/CodeLlama-34b-hf")),
-    (_m("mixtral-8x7b", "mistralai/Mixtral-8x7B-v0.1", "MixtralForCausalLM", 32, 4096, 32, 8, 14336, 32000, 32768,
-        experts=8, per_tok=2),  # mixtral-8x7b-v0.1
-     ("mistralai/Mixtral-8x7B-Instruct-v0.1", "mixtral-8x7b-instruct")),
-    # model_configs/llama-3.1-8b-instruct
-    (_m("llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct", _L, 32, 4096, 32, 8, 14336, 128256, 131072),
-     ("meta-llama/Llama-3.1-8B", "meta-llama/Meta-Llama-3.1-8B-Instruct", "llama-3.1-8b-instruct")),
-    # model_configs/llama-3.1-70b-instruct
-    (_m("llama-3.1-70b", "meta-llama/Llama-3.1-70B-Instruct", _L, 80, 8192, 64, 8, 28672, 128256, 131072),
-     ("meta-llama/Llama-3.1-70B", "meta-llama/Meta-Llama-3.1-70B-Instruct", "llama-3.1-70b-instruct")),
-    # model_configs/qwen2.5-7b-instruct
-    (_m("qwen2.5-7b", "Qwen/Qwen2.5-7B-Instruct", _Q2, 28, 3584, 28, 4, 18944, 152064, 32768, bias=True),
-     ("Qwen/Qwen2.5-7B", "qwen2.5-7b-instruct")),
-    # model_configs/qwen3-14b
-    (_m("qwen3-14b", "Qwen/Qwen3-14B", _Q3, 40, 5120, 40, 8, 17408, 151936, 40960, qk_norm=True), ()),
-    # Not in shared/data/model_configs: public Qwen/Qwen3-32B config (64 layers, hidden 5120, 64 heads, 8 KV
-    # heads, head_dim 128, intermediate 25600, vocab 151936, 40960 positions).
-    (_m("qwen3-32b", "Qwen/Qwen3-32B", _Q3, 64, 5120, 64, 8, 25600, 151936, 40960, qk_norm=True), ()),
-    (_m("qwen3-30b-a3b", "Qwen/Qwen3-30B-A3B", "Qwen3MoeForCausalLM", 48, 2048, 32, 4, 768, 151936, 40960,
-        experts=128, per_tok=8, qk_norm=True), ()),  # qwen3-30b-a3b (moe_intermediate_size 768)
-    # model_configs/mistral-nemo-instruct-2407
-    (_m("mistral-nemo", "mistralai/Mistral-Nemo-Instruct-2407", _MI, 40, 5120, 32, 8, 14336, 131072, 131072),
-     ("mistral-nemo-12b", "mistralai/Mistral-Nemo-Base-2407")),
-    (_m("yi-34b", "01-ai/Yi-34B", _L, 60, 7168, 56, 8, 20480, 64000, 4096), ()),  # yi-34b
-)
-
-_BY_KEY: dict[str, ModelSpec] = {}
-for _spec, _aliases in _BUILTIN:
-    for _key in (_spec.name, _spec.hf_id, _spec.hf_id.split("/")[-1], *_aliases):
-        _BY_KEY[_key.lower()] = _spec
-
-
-def available_models() -> list[str]:
-    """Short names of the built-in models."""
-    return [spec.name for spec, _ in _BUILTIN]
-
-
-def get_model(name_or_hf_id: str | ModelSpec) -> ModelSpec:
-    """Built-in model by short name or HuggingFace id (case-insensitive)."""
-    if isinstance(name_or_hf_id, ModelSpec):
-        return name_or_hf_id
-    key = str(name_or_hf_id).strip().lower()
-    spec = _BY_KEY.get(key)
-    if spec is None:
-        raise BlisInputError(
-            f"model: unknown {name_or_hf_id!r}; built-in: {', '.join(available_models())} "
-            "(or give a HuggingFace config.json with --model-config)"
-        )
-    return spec
-
-
-def resolve_model(model: str, model_config_path: str | None = None) -> ModelSpec:
-    """The model of a SimConfig: the config.json when given (named after its folder), else the built-in
-    entry for ``model``."""
-    if model_config_path:
-        return load_hf_config(model_config_path)
-    return get_model(model)
+__all__ = ["ModelSpec", "check_ep", "check_tp", *_REEXPORTS]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from blis.physics.model_spec import ModelSpec, check_tp
+from blis.physics.moe import expected_active_experts  # noqa: F401  (re-exported)
 
 ACT_BYTES = 2.0  # activations and attention inputs/outputs in bf16/fp16
 
@@ -52,7 +53,8 @@ def heads_per_gpu(model: ModelSpec, tp: int) -> int:
 
 
 def gemm_shapes(model: ModelSpec, tp: int = 1) -> list[GemmShape]:
-    """The weight GEMMs of one decoder layer on one GPU.
+    """The weight GEMMs of one decoder layer on one GPU, for a model of uniform GQA layers
+    (``ModelSpec.is_uniform``); ``blis.physics.layer_cost.layer_gemms`` lists those of any model.
 
     Dense: qkv (hidden -> (h + 2*kv) * head_dim), o, gate_up (hidden -> 2*ffn), down.
     MoE: qkv, o, router (hidden -> E, replicated), expert_gate_up and expert_down with count = E.
@@ -79,12 +81,6 @@ def lm_head_shape(model: ModelSpec, tp: int = 1) -> GemmShape:
     return GemmShape("lm_head", model.hidden_size, _ceil_div(model.vocab_size, tp), 1)
 
 
-def expected_active_experts(tokens: float, num_experts: int, experts_per_token: int) -> float:
-    """Expected distinct experts hit when ``tokens`` tokens each pick ``experts_per_token`` of
-    ``num_experts`` uniformly: E * (1 - (1 - k/E) ** T). 0 for no tokens or a dense model."""
-    if tokens <= 0 or num_experts <= 0:
-        return 0.0
-    return num_experts * (1.0 - (1.0 - experts_per_token / num_experts) ** tokens)
 
 
 def kv_token_bytes_per_layer(model: ModelSpec, tp: int = 1) -> float:
@@ -155,6 +151,10 @@ class Piece:
     "allreduce". flops_prefill / flops_decode: FLOPs due to prefill / decode tokens (the roofline uses a
     different MFU for each). bytes: DRAM bytes (for "allreduce": bytes each GPU sends over the link).
     calls: kernel launches (or all-reduces) in the step. m: token rows of a GEMM (total over experts).
+    precision: weight format of a GEMM's weights ('' = the model's one format); see blis.physics.precision.
+    Kinds added for MLA / windowed / EP models (``blis.physics.layer_cost``): "all_to_all" (bytes each GPU
+    sends in the EP dispatch and combine); attention pieces of windowed and MLA layers keep the
+    attention kinds with names ``*_window`` / ``*_mla``.
     """
 
     name: str
@@ -166,6 +166,7 @@ class Piece:
     m: float = 0.0
     k: int = 0
     n: int = 0
+    precision: str = ""
 
     @property
     def flops(self) -> float:
@@ -180,9 +181,17 @@ def step_pieces(
     sum_decode_context: int,
     prefill_chunks: Iterable[tuple[int, int]],
     num_sampled: int,
+    ep: int = 1,
 ) -> list[Piece]:
     """Every piece of one engine step (per GPU, summed over layers). Reference implementation: clear, not
-    fast. Arguments follow ``blis.latency.base.StepBatch``."""
+    fast. Arguments follow ``blis.latency.base.StepBatch``; ``ep`` is the expert-parallel degree. Models
+    beyond one uniform layer (``ModelSpec.is_uniform`` false) and ep > 1 are decomposed by
+    ``blis.physics.layer_cost.general_step_pieces``."""
+    if ep != 1 or not model.is_uniform:
+        from blis.physics.layer_cost import general_step_pieces
+
+        return general_step_pieces(model, tp, num_prefill_tokens, num_decode_tokens, sum_decode_context,
+                                   prefill_chunks, num_sampled, ep)
     L = model.num_layers
     P, D = num_prefill_tokens, num_decode_tokens
     T = P + D
