@@ -227,7 +227,8 @@ def read_vllm_bench_load(path: Path):
             fields["rate"] = float(rate)
         except (TypeError, ValueError):
             raise BlisInputError(f"{path}: request_rate: expected a number or 'inf', got {rate!r}") from None
-        burst = float(doc.get("burstiness") or 1.0)
+        burst = doc.get("burstiness")
+        burst = 1.0 if burst is None else float(burst)
         if not burst > 0:
             raise BlisInputError(f"{path}: burstiness: must be > 0, got {burst}")
         fields.update({"arrival": "poisson"} if burst == 1.0 else {"arrival": "gamma", "cv": 1 / math.sqrt(burst)})
