@@ -143,9 +143,9 @@ def simulate(config: SimConfig, requests: Optional[RequestTable] = None,
     if config.workload.closed_loop:  # sends depend on completions (blis.workload.closed_loop)
         from blis.workload.closed_loop import LoopRun
 
-        loop = LoopRun(env, prep, lambda i: bool(log.rejected[i]))
+        loop = LoopRun(env, prep, log.rejected.__getitem__)
         inst.on_finish = loop.on_done
-        loop.start(lambda idx, enter: inst.push(idx, enter_us=enter), inst.close)
+        loop.start(inst.push, inst.close)
     else:
         inst.assign_all(np.argsort(prep.enter_us, kind="stable").tolist())
     run_environment(env, lambda: int((log.finish_step >= 0).sum()), len(req), config.horizon_us,

@@ -11,8 +11,8 @@ import pytest
 
 import blis
 from blis.errors import BlisInputError
-from blis.traces.benchmark import median_errors, read_benchmark, run_benchmark
 from blis.traces.bench_format import vllm_bench_summary
+from blis.traces.benchmark import median_errors, read_benchmark, run_benchmark
 from blis.workload import Workload
 
 GUIDELLM_RUNS = ("jan20-codellama-prefill-1", "jan20-prefill-llama7b-tp1-1")

@@ -73,11 +73,9 @@ def test_rate_cap_holds_requests_to_the_schedule():
 
 
 def test_ramp_spreads_user_starts():
-    # user 0 thinks for a second after its response, so request 1 waits for user 1 (starting at 50 ms)
-    res = run(fixed(2, concurrency=2, ramp_s=0.1, think_time_ms=1000))
-    assert res.requests.arrival_ms.tolist() == pytest.approx([0, 50])
-    quick = run(fixed(2, concurrency=2, ramp_s=0.1))  # without thinking, user 0 is free first
-    assert quick.requests.arrival_ms.tolist() == pytest.approx([0, alone_us() / 1000])
+    # user u takes request u and starts at u * 100 ms / 2; user 0 is done first and takes request 2
+    res = run(fixed(3, concurrency=2, ramp_s=0.1))
+    assert res.requests.arrival_ms.tolist() == pytest.approx([0, 50, alone_us() / 1000])
 
 
 def test_refused_request_frees_its_user_at_once():
@@ -201,3 +199,22 @@ def test_mixed_clients_closed_and_open_loop():
     assert (starts[1:] >= ends[:-1] - 1e-9).all()  # one user: never two in flight
     batch = req[req.client == "batch"]
     assert batch.arrival_ms.tolist() == pytest.approx([k * 20.0 for k in range(10)])  # open loop at 50/s
+
+
+def test_closed_loop_equals_an_open_loop_replay_of_its_send_times():
+    wl = Workload.preset("chatbot", num_requests=300, concurrency=16, think_time_ms=20)
+    cfg = config(wl, total_kv_blocks=4000)
+    closed = blis.simulate(cfg)
+    table = wl.generate()
+    sent = np.round(closed.requests.arrival_ms.to_numpy() * 1000).astype(np.int64)
+    order = np.argsort(sent, kind="stable")
+    trace = table.take(order)
+    trace.arrival_us = sent[order]
+    opened = blis.simulate(config(Workload.preset("chatbot"), total_kv_blocks=4000), requests=trace)
+    assert opened.summary["num_steps"] == closed.summary["num_steps"]
+    for key in ("ttft_mean_ms", "tpot_mean_ms", "e2e_p99_ms", "itl_mean_ms"):
+        assert opened.summary[key] == closed.summary[key]
+    # and never more than 16 requests in flight from the client's point of view
+    req = closed.requests
+    events = sorted([(t, 1) for t in req.arrival_ms] + [(t, -1) for t in req.finish_ms])
+    assert max(np.cumsum([e for _, e in events])) <= 16

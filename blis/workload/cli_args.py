@@ -82,11 +82,15 @@ def apply(args, workload, notes: list[str]):
     if conc is None and (args.think_time_ms is not None or args.ramp_s is not None):
         if not workload.closed_loop:
             raise BlisInputError("think_time_ms: only with --concurrency (or a closed-loop workload file)")
+    from pydantic import ValidationError
+
     try:
         return workload.with_overrides(concurrency=conc[0] if conc else None, think_time_ms=args.think_time_ms,
                                        ramp_s=args.ramp_s)
-    except ValueError as exc:
-        raise BlisInputError(str(exc).splitlines()[-1] if "\n" in str(exc) else str(exc)) from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "workload"
+        raise BlisInputError(f"{loc}: {str(err['msg']).removeprefix('Value error, ')}") from None
 
 
 def maybe_sweep(args, config, run_one) -> bool:

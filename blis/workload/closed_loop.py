@@ -1,14 +1,24 @@
 """Closed-loop clients on the SimPy clock: requests are sent when users free up, not at precomputed times.
 
 A closed-loop workload (``Workload.concurrency``, or a client's ``concurrency``) has N users per group. A user
-sends a request, waits for the whole response, pauses ``think_time_ms`` and sends the next one; the group's
-requests go out in table order, each to the first free user (as `vllm bench serve --max-concurrency` with its
-FIFO semaphore, GuideLLM's concurrent/synchronous strategies, or genai-perf's concurrency mode). A request is
-never sent before its scheduled time in the table: with a rate cap that is the arrival process's schedule
-(vLLM's ``--request-rate`` + ``--max-concurrency``), without one every request is ready at time 0.
+sends a request, waits for the whole response, pauses ``think_time_ms`` and sends the next one. The group's
+requests go out in table order: at the start user u takes request u (starting at u x ``ramp_s`` / N); after
+that, when the engine is done with a request, its user takes the group's next request and sends it once the
+response is read and the think time is over (as `vllm bench serve --max-concurrency` with its FIFO semaphore,
+GuideLLM's concurrent and synchronous strategies, or genai-perf's concurrency mode). A request is never sent
+before its scheduled time in the table: with a rate cap that is the arrival process's schedule (vLLM's
+``--request-rate`` + ``--max-concurrency``), without one every request is ready at time 0.
 
-Cost: no SimPy process per user and no per-token work. Each request adds one timeout event (its user's
-release, after the client has read the last token and thought); a rate cap adds one timeout per wait.
+Order, exactly: the next request goes to the user whose request the engine finished first (ties: the order
+the engine reports them). A real client hands it to the user that has read its response first, which is
+the same user unless two completions' client-side tails (output tokens x a2 + think time) cross; then blis
+may swap which of the two next requests goes first, both still sent at the users' true free times. With
+a2 = 0, or equal output lengths, the two orders are the same.
+
+Cost: no SimPy process per user and no per-token work. On one instance a request's send time is known when
+the engine finishes the previous one, so it is handed over at once (the instance keeps it until it enters):
+no event at all. In front of a cluster each send is one timeout event, so the router sees the state at the
+send time (the open-loop feeder also costs one event per arrival).
 
 The engine tells the driver about completions through one hook, ``Instance(on_finish=...)``: it is called with
 the request index when a request's last step ends, or when the instance refuses it (prompt too long). The
@@ -38,9 +48,7 @@ class Group:
     users: int | None
     think_us: int = 0
     ramp_us: int = 0
-    pos: int = 0  # next request to send
-    free: float = 0  # idle users (inf for an open-loop group)
-    timer: bool = False  # a wake-up for the next scheduled time is pending
+    pos: int = 0  # next request to hand to a user
 
 
 def groups_for(workload, requests: RequestTable) -> list[Group]:
@@ -66,12 +74,17 @@ class ClosedLoop:
     ``schedule_us``: earliest send time of each request (the table's arrival times). ``response_us``: time from
     the end of a request's last step to the client having the whole response (output tokens x a2).
     ``rejected(idx)``: whether a request was refused (its user is free at once, without ``response_us``).
-    ``on_all_sent`` runs once, when the last request has been sent.
+    ``on_all_sent`` runs once, when the last request has been handed to ``send``.
+
+    ``immediate``: hand a request to ``send`` as soon as its send time is known (it may lie in the future:
+    the instance keeps it until it enters); no event per request. Only for a destination that does not look
+    at the engine's state when the request is sent (one instance). Otherwise each send is an event at its time
+    (a router then sees the state at that moment).
     """
 
     def __init__(self, env: simpy.Environment, groups: Sequence[Group], schedule_us: Sequence[int],
                  response_us: Sequence[int], send: SendFn, rejected: Callable[[int], bool],
-                 on_all_sent: Callable[[], None]) -> None:
+                 on_all_sent: Callable[[], None], immediate: bool = False) -> None:
         self.env = env
         self.groups = list(groups)
         self.schedule = list(schedule_us)
@@ -79,79 +92,86 @@ class ClosedLoop:
         self.send = send
         self.rejected = rejected
         self.on_all_sent = on_all_sent
-        self.sent_us = np.full(len(self.schedule), -1, dtype=np.int64)
-        self.group_of = np.zeros(len(self.schedule), dtype=np.int64)
+        self.immediate = immediate
+        self.offset = [0] * len(self.schedule)  # added to the send time given to ``send`` (e.g. API delay)
+        self.sent_us = [-1] * len(self.schedule)
+        group_of = np.zeros(len(self.schedule), dtype=np.int64)
         for g, group in enumerate(self.groups):
-            self.group_of[group.requests] = g
-        self._group_of = self.group_of.tolist()
-        self._unsent = sum(len(g.requests) for g in self.groups)
+            group_of[group.requests] = g
+        self._group_of = group_of.tolist()
+        self._unassigned = sum(len(g.requests) for g in self.groups)
+        self._unsent = self._unassigned
 
     def start(self) -> None:
-        """Make the first users available (all at once, or spread over the ramp) and send what is due."""
+        """Give every user its first request (user u starts at u * ramp / N) and open-loop requests theirs."""
         if self._unsent == 0:
             self.on_all_sent()
             return
+        sched = self.schedule
         for group in self.groups:
+            reqs = group.requests
             if group.users is None:
-                group.free = float("inf")
+                for idx in reqs:
+                    self._assign(idx, sched[idx])
+                group.pos = len(reqs)
                 continue
             n = group.users
-            group.free = 1 if group.ramp_us else n
-            if group.ramp_us:
-                for u in range(1, n):
-                    self._later(u * group.ramp_us // n, group)
-        for group in self.groups:
-            self._pump(group)
+            first = min(n, len(reqs))
+            for u in range(first):
+                idx = reqs[u]
+                self._assign(idx, max(u * group.ramp_us // n, sched[idx]))
+            group.pos = first
 
     # ---------------------------------------------------------------------------------- engine hook
     def on_done(self, idx: int) -> None:
-        """The engine is done with request ``idx`` (finished, or refused): its user frees up after the client
-        has read the response and thought."""
+        """The engine is done with request ``idx`` (finished, or refused): its user takes the group's next
+        request and sends it once the client has read the response and thought (or at its scheduled time)."""
         group = self.groups[self._group_of[idx]]
-        if group.users is None:
-            return
-        delay = group.think_us + (0 if self.rejected(idx) else self.response[idx])
-        self._later(delay, group)  # always through the event queue: never re-enter the engine mid-step
-
-    # ------------------------------------------------------------------------------------- inside
-    def _later(self, delay_us: int, group: Group) -> None:
-        def release(_event, group=group) -> None:
-            group.free += 1
-            self._pump(group)
-
-        self.env.timeout(delay_us).callbacks.append(release)
-
-    def _pump(self, group: Group) -> None:
-        env = self.env
-        now = int(env.now)
         reqs = group.requests
-        n = len(reqs)
-        while group.free > 0 and group.pos < n:
-            idx = reqs[group.pos]
-            t = self.schedule[idx]
-            if t > now:
-                if not group.timer:
-                    group.timer = True
-                    env.timeout(t - now).callbacks.append(lambda _e, group=group: self._wake(group))
-                return
-            group.pos += 1
-            group.free -= 1
-            self.sent_us[idx] = now
+        pos = group.pos
+        if group.users is None or pos >= len(reqs):
+            return
+        ready = self.env.now + group.think_us + (0 if self.rejected(idx) else self.response[idx])
+        nxt = reqs[pos]
+        group.pos = pos + 1
+        at = self.schedule[nxt]
+        if self.immediate:  # the hot path, inlined
+            if ready > at:
+                at = ready
+            self.sent_us[nxt] = at
+            self._unassigned -= 1
             self._unsent -= 1
-            self.send(idx, now)
+            self.send(nxt, at + self.offset[nxt])
             if self._unsent == 0:
                 self.on_all_sent()
+        else:
+            self._assign(nxt, max(ready, at))
 
-    def _wake(self, group: Group) -> None:
-        group.timer = False
-        self._pump(group)
+    # ------------------------------------------------------------------------------------- inside
+    def _assign(self, idx: int, at_us: int) -> None:
+        self._unassigned -= 1
+        if self.immediate:
+            self._sent(idx, at_us)
+        else:
+            self.env.timeout(at_us - int(self.env.now), idx).callbacks.append(self._fire)
+
+    def _fire(self, event) -> None:
+        self._sent(event._value, int(self.env.now))
+
+    def _sent(self, idx: int, at_us: int) -> None:
+        self.sent_us[idx] = at_us
+        self._unsent -= 1
+        self.send(idx, at_us + self.offset[idx])
+        if self._unsent == 0:
+            self.on_all_sent()
 
     # ------------------------------------------------------------------------------------- after
     def finalize(self, requests: RequestTable, enter_us: np.ndarray, delay_us: np.ndarray,
                  end_us: int) -> None:
         """Write the real send times into ``requests.arrival_us`` and ``enter_us`` (in place); requests never
         sent (the run stopped first) get ``end_us``."""
-        sent = np.where(self.sent_us >= 0, self.sent_us, end_us)
+        sent_us = np.asarray(self.sent_us, dtype=np.int64)
+        sent = np.where(sent_us >= 0, sent_us, end_us)
         requests.arrival_us[:] = sent
         enter_us[:] = sent + delay_us
 
@@ -162,7 +182,7 @@ def response_times_us(output_tokens: np.ndarray, a2_us: float) -> list[int]:
 
 
 class LoopRun:
-    """A closed-loop workload wired to a run: ``route(idx, enter_us)`` places a sent request on an instance,
+    """A closed-loop workload wired to one instance: ``route(idx, enter_us)`` places a sent request on it,
     ``close()`` tells the instances nothing more will come. Copies ``prep.requests`` (the send times are
     written into the copy by ``finish``), so a caller's table is never changed."""
 
@@ -174,7 +194,9 @@ class LoopRun:
         self._delay = self.delay_us.tolist()
         a2 = float(prep.model.output_token_processing_time_us())
         self.loop = ClosedLoop(env, groups_for(prep.config.workload, req), req.arrival_us.tolist(),
-                               response_times_us(req.output_tokens, a2), self._send, rejected, self._all_sent)
+                               response_times_us(req.output_tokens, a2), self._send, rejected, self._all_sent,
+                               immediate=True)
+        self._push: Callable[[int, int], None] | None = None
         self.on_done = self.loop.on_done
         self.route: Callable[[int, int], None] | None = None
         self.close: Callable[[], None] | None = None
@@ -182,11 +204,12 @@ class LoopRun:
 
     def start(self, route: Callable[[int, int], None], close: Callable[[], None]) -> None:
         self.route, self.close = route, close
+        self.loop.send = route  # called with the enter time: send time + the API server's delay
+        self.loop.offset = self._delay
         self.loop.start()
 
-    def _send(self, idx: int, now: int) -> None:
-        assert self.route is not None
-        self.route(idx, now + self._delay[idx])
+    def _send(self, idx: int, at_us: int) -> None:  # replaced in start()
+        raise RuntimeError("LoopRun.start() was not called")
 
     def _all_sent(self) -> None:
         self.all_sent = True
