@@ -84,7 +84,7 @@ def main() -> None:
     print(json.dumps({"instances": args.instances,
                       "closed_over_same_arrivals_per_request": round(per_req / same["us_per_request"], 3),
                       "closed_over_poisson_per_request": round(per_req / poisson["us_per_request"], 3),
-                      "same_work": closed["steps"] == same["steps"] and closed["ttft_mean_ms"] == same["ttft_mean_ms"]}))
+                      "same_work": (closed["steps"], closed["ttft_mean_ms"]) == (same["steps"], same["ttft_mean_ms"])}))
 
 
 if __name__ == "__main__":
