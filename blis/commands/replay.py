@@ -29,6 +29,9 @@ def register(sub) -> None:
                    "(JSON/YAML, or a folder with guidellm_benchmarks.csv); rebuilds its load (rate, concurrency, "
                    "lengths, number of prompts, burstiness, seed) and prints measured beside simulated per point")
     p.add_argument("--hardware", help="with --benchmark: GPU the benchmark ran on (default: recorded, else H100)")
+    p.add_argument("--nominal-load", action="store_true",
+                   help="with --benchmark: send rate-driven points at their nominal rate, not at the send times "
+                   "the client recorded")
     p.set_defaults(handler=run)
 
 
@@ -43,13 +46,13 @@ def run(args) -> int:
         from blis.traces.benchmark import benchmark_report
 
         report = benchmark_report(args.benchmark, args.latency_model, hardware=args.hardware,
-                                  calibration_file=args.calibration_file)
+                                  calibration_file=args.calibration_file, recorded_times=not args.nominal_load)
         for note in report["notes"]:
             sys.stderr.write(f"note: {note}\n")
         sys.stdout.write(json.dumps(report, indent=2, allow_nan=False) + "\n")
         return 0
-    if args.hardware is not None:
-        raise BlisInputError("hardware: only with --benchmark (a run folder records its hardware)")
+    if args.hardware is not None or args.nominal_load:
+        raise BlisInputError("hardware: only with --benchmark (a run folder records its hardware and arrivals)")
     from blis.traces import load_run
     from blis.traces.replay import replay
     from blis.validate import compare

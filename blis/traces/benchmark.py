@@ -42,11 +42,15 @@ class BenchmarkPoint:
     input_tokens: np.ndarray | None = None
     output_tokens: np.ndarray | None = None
     prefix_len: int = 0
+    sent_us: np.ndarray | None = None  # recorded send times (us from the first) of a rate-driven point
     notes: list[str] = field(default_factory=list)
 
-    def requests(self) -> RequestTable:
-        """The requests to simulate: the workload's schedule, with the real lengths when the file had them."""
+    def requests(self, recorded_times: bool = True) -> RequestTable:
+        """The requests to simulate: the workload's schedule (or, with ``recorded_times``, the send times the
+        client recorded for a rate-driven point), with the real lengths when the file had them."""
         table = self.workload.generate()
+        if recorded_times and self.sent_us is not None and len(self.sent_us) == len(table):
+            table.arrival_us = np.asarray(self.sent_us, dtype=np.int64)
         if self.input_tokens is None or self.output_tokens is None:
             return table
         n = len(table)
@@ -105,20 +109,25 @@ def sim_config_for(bench: Benchmark, latency_model: str | None = None, *, hardwa
 
 
 def run_benchmark(bench: Benchmark, latency_model: str | None = None, *, hardware: str | None = None,
-                  calibration_file: str | None = None) -> list[dict]:
+                  calibration_file: str | None = None, recorded_times: bool = True) -> list[dict]:
     """Simulate every point of ``bench``; one row per point: label, profile, the load, and for each compared
-    metric ``measured_<m>``, ``sim_<m>`` and ``err_<m>`` (relative error, simulated / measured - 1)."""
+    metric ``measured_<m>``, ``sim_<m>`` and ``err_<m>`` (relative error, simulated / measured - 1).
+
+    ``recorded_times``: a rate-driven point (constant, poisson, vllm bench with a finite rate) whose file lists
+    the send times is sent at those times (the offered load as it really was); False: at the nominal rate."""
     from blis.simulate import simulate
 
     base = sim_config_for(bench, latency_model, hardware=hardware, calibration_file=calibration_file)
     rows = []
     for p in bench.points:
         cfg = base.model_copy(update={"workload": p.workload})
-        res = simulate(cfg, requests=p.requests())
+        res = simulate(cfg, requests=p.requests(recorded_times))
         sim = simulated_metrics(res)
         wl = p.workload
         row: dict = {"point": p.label, "profile": p.profile, "num_requests": wl.num_requests,
-                     "concurrency": wl.concurrency, "rate": wl.rate, "latency_model": res.summary["latency_model"]}
+                     "concurrency": wl.concurrency, "rate": wl.rate,
+                     "send_times": "recorded" if recorded_times and p.sent_us is not None else "rebuilt",
+                     "latency_model": res.summary["latency_model"]}
         for m in COMPARED:
             meas = p.measured.get(m)
             row[f"measured_{m}"] = meas
@@ -160,11 +169,12 @@ def read_benchmark(path: str | Path) -> Benchmark:
 
 
 def benchmark_report(path: str | Path, latency_model: str | None = None, *, hardware: str | None = None,
-                     calibration_file: str | None = None) -> dict:
+                     calibration_file: str | None = None, recorded_times: bool = True) -> dict:
     """Read, rebuild and simulate a benchmark file: ``{"benchmark", "kind", "model", "notes", "points",
     "median_errors"}`` (points: the rows of ``run_benchmark``)."""
     bench = read_benchmark(path)
-    rows = run_benchmark(bench, latency_model, hardware=hardware, calibration_file=calibration_file)
+    rows = run_benchmark(bench, latency_model, hardware=hardware, calibration_file=calibration_file,
+                         recorded_times=recorded_times)
     notes = list(bench.notes) + [n for p in bench.points for n in p.notes]
     return {"benchmark": str(bench.path), "kind": bench.kind, "model": bench.server.model,
             "hardware": hardware or bench.server.hardware, "tp": bench.server.tp, "notes": notes,

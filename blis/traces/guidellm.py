@@ -180,6 +180,7 @@ def _read_csv_folder(folder: Path) -> Benchmark:
         if len(mine) == n:
             point.input_tokens = np.array([int(_float(q["prompt_tokens"]) or 1) for q in mine])
             point.output_tokens = np.array([int(_float(q["output_tokens"]) or 1) for q in mine])
+            point.sent_us = _sent_us(profile, [_float(q.get("request_start_time")) for q in mine])
         else:
             point.notes.append(f"{label}: {len(mine)} request rows for {n} requests: lengths drawn from the data "
                                "config")
@@ -187,6 +188,14 @@ def _read_csv_folder(folder: Path) -> Benchmark:
     server = _server(folder)
     notes.append("hardware not recorded: H100 assumed (give --hardware to change)")
     return Benchmark(path=folder, kind="guidellm", server=server, points=points, notes=notes)
+
+
+def _sent_us(profile: str, starts: list) -> np.ndarray | None:
+    """Recorded send times (us from the first, sorted input) of a rate-driven benchmark; None otherwise."""
+    if profile not in ("constant", "poisson") or not starts or any(t is None for t in starts):
+        return None
+    t = np.asarray(starts, dtype=np.float64)
+    return np.round((t - t[0]) * 1e6).astype(np.int64)
 
 
 def _mean_lengths(row: dict) -> dict:
@@ -284,6 +293,8 @@ def _read_report(doc: Any, path: Path) -> Benchmark:
         if len(sent) == n:
             point.input_tokens = np.array([int(_float(q.get("prompt_tokens")) or 1) for q in sent])
             point.output_tokens = np.array([int(_float(q.get("output_tokens")) or 1) for q in sent])
+            point.sent_us = _sent_us(profile, [_float(q.get("request_start_time", q.get("start_time")))
+                                               for q in sent])
         points.append(point)
         backend = config.get("backend") if isinstance(config.get("backend"), dict) else {}
         model = model or backend.get("model") or top_args.get("model")

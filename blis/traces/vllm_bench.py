@@ -253,4 +253,10 @@ def read_vllm_bench_load(path: Path):
         point.input_tokens = np.array([as_int(v, f"input_lens[{i}]", path, minimum=1) for i, v in enumerate(inputs)])
         point.output_tokens = np.maximum(np.array([as_int(v, f"output_lens[{i}]", path, minimum=0)
                                                    for i, v in enumerate(outputs)]), 1)
+        starts = doc.get("start_times")
+        if not _is_inf(rate) and isinstance(starts, list) and len(starts) == n:
+            t = np.array([_seconds(v, f"start_times[{i}]", path, ok=True) for i, v in enumerate(starts)])
+            order = np.argsort(t, kind="stable")  # send order: lengths follow it
+            point.input_tokens, point.output_tokens = point.input_tokens[order], point.output_tokens[order]
+            point.sent_us = np.round((t[order] - t[order][0]) * 1e6).astype(np.int64)
     return Benchmark(path=path, kind="vllm-bench", server=_server(doc, path), points=[point], notes=notes)
