@@ -161,3 +161,18 @@ def test_shared_guidellm_sweeps_read_and_replay(shared_data, run):
     assert abs(rows[0]["err_ttft_mean_ms"]) < 0.10 and abs(rows[0]["err_tpot_mean_ms"]) < 0.10
     assert np.median([abs(r["err_tpot_mean_ms"]) for r in rows]) < 0.15
     assert errs["constant"]["ttft_mean_ms_median_abs_err"] < 0.25
+
+
+def test_rate_driven_points_use_recorded_send_times(tmp_path):
+    b = read_benchmark(write(tmp_path, guidellm_report(), "benchmarks.json"))
+    constant = b.points[2]
+    assert constant.sent_us.tolist() == [0, 1_000_000, 2_000_000, 3_000_000, 4_000_000]
+    assert constant.requests().arrival_us.tolist() == constant.sent_us.tolist()
+    assert constant.requests(recorded_times=False).arrival_us.tolist() == [0, 400_000, 800_000, 1_200_000,
+                                                                          1_600_000]
+    assert b.points[0].sent_us is None  # closed-loop profiles: send times come from the simulation
+    vb = read_benchmark(write(tmp_path, bench_doc(request_rate=4, input_lens=[10, 20, 30, 40],
+                                                  output_lens=[1, 2, 3, 4], start_times=[5.5, 5.0, 5.25, 6.0])))
+    p = vb.points[0]
+    assert p.sent_us.tolist() == [0, 250_000, 500_000, 1_000_000]
+    assert p.requests().input_tokens.tolist() == [20, 30, 10, 40]
