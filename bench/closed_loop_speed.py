@@ -6,7 +6,10 @@
 The closed-loop run goes first (N users, no think time). Two open-loop runs follow: (1) the same requests at
 the send times the closed loop produced, replayed open-loop: the engine does exactly the same work (same
 steps, same latencies), so the difference is the cost of the closed-loop driver alone; (2) Poisson arrivals
-at the request rate the closed loop achieved (the engine is about as busy, but its batches differ). Each run
+at the request rate the closed loop achieved (the engine is about as busy, but its batches differ). On one
+instance a third run (3) hands the same send times to the instance one request at a time through
+``Instance.push`` (the entry a cluster router and the closed loop use) instead of the up-front bulk list of
+``blis.simulate``: the closed loop minus (3) is the driver's own cost. Each run
 times only the simulation (request tables are built beforehand), best of --repeat, in CPU seconds of this
 process (the wall clock of a shared machine is noisy). Printed: CPU seconds, microseconds per simulated
 request and per engine step, and the closed/open ratios per request.
@@ -39,6 +42,38 @@ def timed(cfg, repeat: int, requests=None) -> tuple[float, object]:
     for _ in range(repeat):
         t0 = time.process_time()
         res = run(cfg, requests=requests)
+        best = min(best, time.process_time() - t0)
+    return best, res
+
+
+def pushed(cfg, requests):
+    """Simulate ``requests`` open-loop on one instance, handing each to ``Instance.push`` (not the bulk list)."""
+    import simpy
+
+    try:
+        from blis.simulate import collect, prepare
+    except ImportError:  # after the move of blis/simulate.py to blis/run.py
+        from blis.run import collect, prepare
+    from blis.engine.instance import Instance
+    from blis.engine.timeline import RequestLog
+
+    prep = prepare(cfg, requests)
+    env = simpy.Environment()
+    log = RequestLog(len(requests))
+    inst = Instance(env, 0, cfg.engine, prep.num_blocks, prep.model, prep.block_keys, log,
+                    prep.requests.input_tokens.tolist(), prep.requests.output_tokens.tolist(), prep.enter_us.tolist())
+    for i, enter in enumerate(prep.enter_us.tolist()):
+        inst.push(i, enter)
+    inst.close()
+    env.run()
+    return collect(prep, [inst], log)
+
+
+def timed_fn(fn, repeat: int) -> tuple[float, object]:
+    best, res = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.process_time()
+        res = fn()
         best = min(best, time.process_time() - t0)
     return best, res
 
@@ -78,10 +113,17 @@ def main() -> None:
     same = row("open loop, the closed loop's send times", wall_s, res_s, n)
     wall_o, res_o = timed(open_cfg, args.repeat)
     poisson = row(f"open loop, poisson {rate:.1f}/s", wall_o, res_o, n)
-    for r in (closed, same, poisson):
-        print(json.dumps(r))
+    rows = [closed, same, poisson]
     per_req = closed["us_per_request"]
-    print(json.dumps({"instances": args.instances,
+    extra = {}
+    if args.instances == 1:
+        trace = sent_as_trace(closed_cfg, res_c)
+        wall_p, res_p = timed_fn(lambda: pushed(open_cfg, trace), args.repeat)
+        rows.append(row("open loop, the same send times through Instance.push", wall_p, res_p, n))
+        extra["closed_over_same_arrivals_pushed_per_request"] = round(per_req / rows[-1]["us_per_request"], 3)
+    for r in rows:
+        print(json.dumps(r))
+    print(json.dumps({"instances": args.instances, **extra,
                       "closed_over_same_arrivals_per_request": round(per_req / same["us_per_request"], 3),
                       "closed_over_poisson_per_request": round(per_req / poisson["us_per_request"], 3),
                       "same_work": (closed["steps"], closed["ttft_mean_ms"]) == (same["steps"], same["ttft_mean_ms"])}))
