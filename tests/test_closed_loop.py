@@ -218,3 +218,24 @@ def test_closed_loop_equals_an_open_loop_replay_of_its_send_times():
     req = closed.requests
     events = sorted([(t, 1) for t in req.arrival_ms] + [(t, -1) for t in req.finish_ms])
     assert max(np.cumsum([e for _, e in events])) <= 16
+
+
+CL_SCRIPT = """
+import blis
+wl = blis.Workload.model_validate({"num_requests": 150, "clients": [
+    {"name": "a", "concurrency": 6, "think_time_ms": 40, "lengths": "chatbot"},
+    {"name": "b", "concurrency": 2, "lengths": "summarization"}]})
+cfg = blis.ClusterConfig(workload=wl, num_instances=2, routing="least-loaded", latency_model="blackbox",
+                         engine=blis.EngineConfig(total_kv_blocks=3000))
+print(blis.simulate_cluster(cfg).to_json())
+"""
+
+
+def test_closed_loop_cluster_json_identical_across_processes():
+    import os
+    import subprocess
+    import sys
+
+    outs = [subprocess.run([sys.executable, "-c", CL_SCRIPT], env=dict(os.environ, PYTHONHASHSEED=seed),
+                           capture_output=True, text=True, check=True).stdout for seed in ("1", "999")]
+    assert outs[0] == outs[1] and '"completed_requests": 150' in outs[0]
