@@ -99,8 +99,7 @@ class ClosedLoop:
         for g, group in enumerate(self.groups):
             group_of[group.requests] = g
         self._group_of = group_of.tolist()
-        self._unassigned = sum(len(g.requests) for g in self.groups)
-        self._unsent = self._unassigned
+        self._unsent = sum(len(g.requests) for g in self.groups)
 
     def start(self) -> None:
         """Give every user its first request (user u starts at u * ramp / N) and open-loop requests theirs."""
@@ -139,7 +138,6 @@ class ClosedLoop:
             if ready > at:
                 at = ready
             self.sent_us[nxt] = at
-            self._unassigned -= 1
             self._unsent -= 1
             self.send(nxt, at + self.offset[nxt])
             if self._unsent == 0:
@@ -149,7 +147,6 @@ class ClosedLoop:
 
     # ------------------------------------------------------------------------------------- inside
     def _assign(self, idx: int, at_us: int) -> None:
-        self._unassigned -= 1
         if self.immediate:
             self._sent(idx, at_us)
         else:
