@@ -239,3 +239,12 @@ def test_closed_loop_cluster_json_identical_across_processes():
     outs = [subprocess.run([sys.executable, "-c", CL_SCRIPT], env=dict(os.environ, PYTHONHASHSEED=seed),
                            capture_output=True, text=True, check=True).stdout for seed in ("1", "999")]
     assert outs[0] == outs[1] and '"completed_requests": 150' in outs[0]
+
+
+def test_cluster_admission_is_asked_at_send_time():
+    cfg = blis.ClusterConfig(workload=Workload(concurrency=8, num_requests=100, think_time_ms=10), num_instances=2,
+                             routing="least-loaded", admission="token-bucket", token_bucket_capacity=2000,
+                             token_bucket_rate=500)
+    s = blis.simulate_cluster(cfg).summary
+    assert 0 < s["admission_rejected_requests"] < 100
+    assert s["completed_requests"] + s["admission_rejected_requests"] == 100
