@@ -51,8 +51,10 @@ def run(args) -> int:
             sys.stderr.write(f"note: {note}\n")
         sys.stdout.write(json.dumps(report, indent=2, allow_nan=False) + "\n")
         return 0
-    if args.hardware is not None or args.nominal_load:
-        raise BlisInputError("hardware: only with --benchmark (a run folder records its hardware and arrivals)")
+    if args.hardware is not None:
+        raise BlisInputError("hardware: only with --benchmark (a run folder records its hardware)")
+    if args.nominal_load:
+        raise BlisInputError("nominal_load: only with --benchmark (--trace replays the recorded arrivals)")
     from blis.traces import load_run
     from blis.traces.replay import replay
     from blis.validate import compare
