@@ -138,11 +138,20 @@ def simulate(config: SimConfig, requests: Optional[RequestTable] = None,
     log = RequestLog(len(req))
     inst = Instance(env, 0, config.engine, prep.num_blocks, prep.model, prep.block_keys, log,
                     req.input_tokens.tolist(), req.output_tokens.tolist(), prep.enter_us.tolist())
-    order = np.argsort(prep.enter_us, kind="stable")
     log.instance[:] = 0
-    inst.assign_all(order.tolist())
+    loop = None
+    if config.workload.closed_loop:  # sends depend on completions (blis.workload.closed_loop)
+        from blis.workload.closed_loop import LoopRun
+
+        loop = LoopRun(env, prep, log.rejected.__getitem__)
+        inst.on_finish = loop.on_done
+        loop.start(inst.push, inst.close)
+    else:
+        inst.assign_all(np.argsort(prep.enter_us, kind="stable").tolist())
     run_environment(env, lambda: int((log.finish_step >= 0).sum()), len(req), config.horizon_us,
-                    int(req.arrival_us[-1]), progress, processes=[inst.process])
+                    loop.span_hint_us() if loop else int(req.arrival_us[-1]), progress, processes=[inst.process])
+    if loop is not None:
+        loop.finish(int(env.now))
     return collect(prep, [inst], log, extra={"num_instances": 1})
 
 

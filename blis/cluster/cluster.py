@@ -309,7 +309,13 @@ def run_cluster(cluster: Cluster, progress: ProgressFn | None = None) -> None:
     req = cluster.requests
     order = np.flatnonzero(cluster.admitted)  # arrival order (the table is sorted by arrival)
     dynamic = not cluster.router.static
-    if dynamic:
+    loop = None
+    if cfg.workload.closed_loop:  # sends depend on completions (blis.workload.closed_loop)
+        from blis.workload.closed_loop_cluster import ClusterLoop
+
+        loop = ClusterLoop(cluster)
+        loop.start()
+    elif dynamic:
         _Feeder(cluster, order.tolist(), req.arrival_us[order].tolist()).start()
     else:
         _assign_static(cluster, order)
@@ -318,8 +324,11 @@ def run_cluster(cluster: Cluster, progress: ProgressFn | None = None) -> None:
     routers = [cluster.router] + ([cluster.decode_router] if cluster.decode_router is not None else [])
     if cfg.snapshot_refresh_ms > 0 and any(not r.static for r in routers):
         _snapshots(cluster, max(1, round(cfg.snapshot_refresh_ms * 1000)))
-    run_environment(env, cluster.done_count, len(req), cfg.horizon_us, int(req.arrival_us[-1]), progress,
+    run_environment(env, cluster.done_count, len(req), cfg.horizon_us,
+                    loop.span_hint_us() if loop else int(req.arrival_us[-1]), progress,
                     processes=[inst.process for inst in cluster.instances])
+    if loop is not None:
+        loop.finish(int(env.now))
 
 
 def simulate_cluster(config: ClusterConfig, requests: RequestTable | None = None,

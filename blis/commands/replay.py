@@ -15,7 +15,7 @@ def register(sub) -> None:
         "max_model_len, and the client's timeout. Prints measured and simulated TTFT/E2E/TPOT (ms) as JSON on "
         "stdout; notes on how the run was read go to stderr.",
     )
-    p.add_argument("--trace", required=True, metavar="RUN",
+    p.add_argument("--trace", metavar="RUN",
                    help="run folder (requests.csv + meta.json), folder with an OTLP traces.json, or a "
                    "`vllm bench serve` result JSON")
     p.add_argument("--latency-model", metavar="NAME",
@@ -23,10 +23,38 @@ def register(sub) -> None:
     p.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
     p.add_argument("--requests-out", metavar="PATH",
                    help="write one CSV row per request: measured and simulated TTFT/E2E (ms), failures")
+    # benchmark files: rebuild the load they describe (not the per-request arrivals) and compare per point
+    p.add_argument("--benchmark", metavar="FILE",
+                   help="instead of --trace: a `vllm bench serve --save-result` JSON or a GuideLLM report "
+                   "(JSON/YAML, or a folder with guidellm_benchmarks.csv); rebuilds its load (rate, concurrency, "
+                   "lengths, number of prompts, burstiness, seed) and prints measured beside simulated per point")
+    p.add_argument("--hardware", help="with --benchmark: GPU the benchmark ran on (default: recorded, else H100)")
+    p.add_argument("--nominal-load", action="store_true",
+                   help="with --benchmark: send rate-driven points at their nominal rate, not at the send times "
+                   "the client recorded")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
+    from blis.errors import BlisInputError
+
+    if (args.benchmark is None) == (args.trace is None):
+        raise BlisInputError("trace: give exactly one of --trace and --benchmark")
+    if args.benchmark is not None:
+        if args.requests_out:
+            raise BlisInputError("requests_out: only with --trace")
+        from blis.traces.benchmark import benchmark_report
+
+        report = benchmark_report(args.benchmark, args.latency_model, hardware=args.hardware,
+                                  calibration_file=args.calibration_file, recorded_times=not args.nominal_load)
+        for note in report["notes"]:
+            sys.stderr.write(f"note: {note}\n")
+        sys.stdout.write(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        return 0
+    if args.hardware is not None:
+        raise BlisInputError("hardware: only with --benchmark (a run folder records its hardware)")
+    if args.nominal_load:
+        raise BlisInputError("nominal_load: only with --benchmark (--trace replays the recorded arrivals)")
     from blis.traces import load_run
     from blis.traces.replay import replay
     from blis.validate import compare

@@ -59,7 +59,8 @@ def register(sub) -> None:
                    help="preset (chatbot, contentgen, summarization, multidoc) or a workload YAML file "
                    f"(default {DEFAULTS['workload']})")
     g.add_argument("--trace", metavar="CSV", help="replay arrival_time_us,input_tokens,output_tokens[,prefix_group]")
-    g.add_argument("--rate", type=float, help="arrival rate, requests per second (> 0; default 1)")
+    g.add_argument("--rate", type=_rate_points, help="arrival rate, requests per second (> 0; default 1; closed "
+                   "loop: a cap, default none); a comma-separated list runs a sweep")
     g.add_argument("--num-requests", type=int, help="number of requests (>= 1; default 100)")
     g.add_argument("--arrival", help="arrival process: constant, poisson, gamma, weibull (default constant)")
     g.add_argument("--cv", type=float, help="coefficient of variation of gamma/weibull inter-arrival times (> 0)")
@@ -91,7 +92,19 @@ def register(sub) -> None:
         add_cluster_arguments = None
     if add_cluster_arguments is not None:
         add_cluster_arguments(p)
+    from blis.workload import cli_args as workload_args  # closed loop, fixed lengths, sweeps, --emit
+
+    workload_args.add_arguments(p)
     p.set_defaults(handler=run)
+
+
+def _rate_points(text: str):
+    from blis.workload.cli_args import rate_points
+
+    try:
+        return rate_points(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_config(args):
@@ -115,8 +128,12 @@ def build_config(args):
             workload = Workload.from_yaml(name)
         else:
             workload = Workload.preset(name)
-        workload = workload.with_overrides(rate=args.rate, num_requests=args.num_requests, seed=args.seed,
+        rate = args.rate[0] if isinstance(args.rate, list) else args.rate  # a sweep starts at its first point
+        workload = workload.with_overrides(rate=rate, num_requests=args.num_requests, seed=args.seed,
                                            arrival=args.arrival, cv=args.cv)
+    from blis.workload import cli_args as workload_args
+
+    workload = workload_args.apply(args, workload, notes)
     engine_fields = {
         "max_num_seqs": args.max_num_seqs,
         "max_num_batched_tokens": args.max_num_batched_tokens,
@@ -196,6 +213,14 @@ def run(args) -> int:
             from blis.cluster.cli_args import maybe_simulate_cluster
         except ModuleNotFoundError:
             maybe_simulate_cluster = None
+        from blis.workload import cli_args as workload_args
+
+        def run_one(cfg):  # one sweep point: the cluster the flags describe, or one instance
+            res = maybe_simulate_cluster(args, cfg) if maybe_simulate_cluster is not None else None
+            return res if res is not None else simulate(cfg)
+
+        if workload_args.maybe_sweep(args, config, run_one):
+            return 0
         if maybe_simulate_cluster is not None:
             result = maybe_simulate_cluster(args, config, progress)
         if result is None:
@@ -206,6 +231,8 @@ def run(args) -> int:
         result.write_requests(args.requests_out)
     if args.steps_out:
         result.steps.to_csv(args.steps_out, index=False)
+    if workload_args.emit(args, result):
+        return 0
     if args.output == "json":
         sys.stdout.write(result.to_json() + "\n")
     else:

@@ -9,7 +9,7 @@ sleep that long, apply the step's outcome.
 from __future__ import annotations
 
 import heapq
-from typing import Optional
+from typing import Callable, Optional
 
 import simpy
 
@@ -25,7 +25,10 @@ class Instance:
 
     def __init__(self, env: simpy.Environment, index: int, engine: EngineConfig, num_blocks: int,
                  model: LatencyModel, block_keys: BlockKeys, log: RequestLog, input_tokens: list,
-                 output_tokens: list, enter_us: list) -> None:
+                 output_tokens: list, enter_us: list,
+                 on_finish: Optional[Callable[[int], None]] = None) -> None:
+        """``on_finish(idx)`` (optional) is called when request ``idx`` is done here: at the end of the step
+        that emitted its last token, or when the instance refuses it at entry (prompt >= max_model_len)."""
         self.env = env
         self.index = index
         self.engine = engine
@@ -33,6 +36,7 @@ class Instance:
         self.log = log
         self.steps = StepLog()
         self.scheduler = Scheduler(engine, num_blocks, block_keys, log, input_tokens, output_tokens)
+        self.on_finish = on_finish
         self._input = input_tokens
         self._enter_us = enter_us
         self._max_len = engine.max_model_len
@@ -46,6 +50,15 @@ class Instance:
         self._sched_us = int(model.scheduling_processing_time_us())
         self._preempt_us = int(model.preemption_processing_time_us())
         self.process = env.process(self._run())
+
+    @property
+    def on_finish(self) -> Optional[Callable[[int], None]]:
+        """Completion hook: called with a request's index when it is done here (see ``__init__``)."""
+        return self.scheduler.on_finish
+
+    @on_finish.setter
+    def on_finish(self, fn: Optional[Callable[[int], None]]) -> None:
+        self.scheduler.on_finish = fn
 
     # ------------------------------------------------------------- feeding
     def assign_all(self, order: list[int]) -> None:
@@ -90,6 +103,8 @@ class Instance:
         self.in_flight -= 1
         if self._max_len is not None and self._input[idx] >= self._max_len:
             self.log.on_rejected(idx)  # vLLM refuses prompts of max_model_len tokens or more
+            if self.on_finish is not None:
+                self.on_finish(idx)
         else:
             self.scheduler.add_request(idx)
 

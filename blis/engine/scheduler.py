@@ -88,6 +88,7 @@ class Scheduler:
         # P/D decode instance: every request arrives with the KV of all but its last prompt token computed
         # elsewhere (vLLM's remote prefill recomputes that one token to sample the first output token)
         self.kv_preloaded = False
+        self.on_finish = None  # optional callable(idx), called as a request finishes (Instance's hook)
 
     # ------------------------------------------------------------------ queue
     def add_request(self, idx: int) -> None:
@@ -399,6 +400,8 @@ class Scheduler:
         r.state = DONE
         self._close_segment(r, k)
         self.rec.on_finished(r.idx, k)
+        if self.on_finish is not None:
+            self.on_finish(r.idx)
 
     def _close_segment(self, r: Request, last_step: int) -> None:
         if r.seg_start >= 0 and last_step >= r.seg_start:

@@ -176,3 +176,87 @@ def _server(doc: dict, path: Path) -> ServerSettings:
         block_size=opt("block_size"),
         max_model_len=opt("max_model_len"),
     )
+
+
+# ------------------------------------------------------------------------------ the load it describes
+def read_vllm_bench_load(path: Path):
+    """The load a `vllm bench serve --save-result` JSON describes, as a one-point ``Benchmark``
+    (``blis.traces.benchmark``): ``num_prompts`` requests at ``request_rate`` ("inf" = all at once) with
+    gamma gaps of shape ``burstiness`` (1 = Poisson; coefficient of variation 1/sqrt(burstiness)), at most
+    ``max_concurrency`` in flight, ``seed`` when recorded (``--metadata seed=N``). Lengths: ``input_lens`` /
+    ``output_lens`` when saved (``--save-detailed``), else the mean lengths of the totals."""
+    from blis.traces.benchmark import Benchmark, BenchmarkPoint
+    from blis.workload.spec import Workload
+
+    path = Path(path)
+    doc = read_json(path)
+    if not isinstance(doc, dict) or "request_rate" not in doc:
+        raise BlisInputError(f"{path}: field 'request_rate' missing (not a vllm bench serve result)")
+    notes: list[str] = []
+    completed = doc.get("completed")
+    n = doc.get("num_prompts") or completed
+    n = as_int(n, "num_prompts", path, minimum=1) if n is not None else None
+    inputs = doc.get("input_lens") if isinstance(doc.get("input_lens"), list) else None
+    outputs = doc.get("output_lens") if isinstance(doc.get("output_lens"), list) else None
+    if n is None and inputs is not None:
+        n = len(inputs)
+    if n is None:
+        raise BlisInputError(f"{path}: field 'num_prompts' missing")
+    if inputs is not None and outputs is not None and len(inputs) == len(outputs) == n:
+        lengths = {"input": {"mean": 1, "min": 1, "max": 1}, "output": {"mean": 1, "min": 1, "max": 1}}
+    else:
+        inputs = outputs = None
+        done = as_int(completed or n, "completed", path, minimum=1)
+        mi = max(1, round(float(doc.get("total_input_tokens", 0)) / done))
+        mo = max(1, round(float(doc.get("total_output_tokens", 0)) / done))
+        if not doc.get("total_input_tokens") or not doc.get("total_output_tokens"):
+            raise BlisInputError(f"{path}: neither input_lens/output_lens nor total_input_tokens/"
+                                 "total_output_tokens: the lengths are unknown")
+        lengths = {"input": {"mean": mi, "min": mi, "max": mi}, "output": {"mean": mo, "min": mo, "max": mo}}
+        notes.append(f"no per-request lengths (save with --save-detailed): every request {mi} -> {mo} tokens")
+    fields: dict = {"num_requests": n, **lengths}
+    seed = doc.get("seed")
+    if seed is not None:
+        fields["seed"] = as_int(seed, "seed", path, minimum=0)
+    rate = doc.get("request_rate")
+    cap = doc.get("max_concurrency")
+    if cap not in (None, "None"):
+        fields["concurrency"] = as_int(cap, "max_concurrency", path, minimum=1)
+    if not _is_inf(rate):
+        try:
+            fields["rate"] = float(rate)
+        except (TypeError, ValueError):
+            raise BlisInputError(f"{path}: request_rate: expected a number or 'inf', got {rate!r}") from None
+        burst = doc.get("burstiness")
+        burst = 1.0 if burst is None else float(burst)
+        if not burst > 0:
+            raise BlisInputError(f"{path}: burstiness: must be > 0, got {burst}")
+        fields.update({"arrival": "poisson"} if burst == 1.0 else {"arrival": "gamma", "cv": 1 / math.sqrt(burst)})
+    elif "concurrency" not in fields:
+        fields["concurrency"] = n  # request_rate inf and no cap: every request in flight at once
+    if doc.get("ramp_up_strategy"):
+        notes.append(f"ramp_up_strategy {doc['ramp_up_strategy']!r} not reproduced: constant rate used")
+    wl = Workload.model_validate(fields)
+    measured = {
+        "ttft_mean_ms": doc.get("mean_ttft_ms"),
+        "ttft_p50_ms": doc.get("median_ttft_ms"),
+        "ttft_p99_ms": doc.get("p99_ttft_ms"),
+        "tpot_mean_ms": doc.get("mean_tpot_ms"),
+        "e2e_mean_ms": doc.get("mean_e2el_ms"),
+        "responses_per_sec": doc.get("request_throughput"),
+        "tokens_per_sec": doc.get("output_throughput"),
+    }
+    label = f"rate={rate}" + (f",max_concurrency={cap}" if cap not in (None, "None") else "")
+    point = BenchmarkPoint(label=label, profile="vllm-bench", workload=wl,
+                           measured={k: (None if v is None else float(v)) for k, v in measured.items()})
+    if inputs is not None and outputs is not None:
+        point.input_tokens = np.array([as_int(v, f"input_lens[{i}]", path, minimum=1) for i, v in enumerate(inputs)])
+        point.output_tokens = np.maximum(np.array([as_int(v, f"output_lens[{i}]", path, minimum=0)
+                                                   for i, v in enumerate(outputs)]), 1)
+        starts = doc.get("start_times")
+        if not _is_inf(rate) and isinstance(starts, list) and len(starts) == n:
+            t = np.array([_seconds(v, f"start_times[{i}]", path, ok=True) for i, v in enumerate(starts)])
+            order = np.argsort(t, kind="stable")  # send order: lengths follow it
+            point.input_tokens, point.output_tokens = point.input_tokens[order], point.output_tokens[order]
+            point.sent_us = np.round((t[order] - t[order][0]) * 1e6).astype(np.int64)
+    return Benchmark(path=path, kind="vllm-bench", server=_server(doc, path), points=[point], notes=notes)

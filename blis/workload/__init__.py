@@ -1,9 +1,11 @@
 """Workloads: what requests arrive, when, and how long they are (presets, arrival processes, shared-prefix
-prompt sets, CSV traces, YAML mixes). Every source produces a ``RequestTable``."""
+prompt sets, CSV traces, YAML mixes, closed-loop users). Every source produces a ``RequestTable``; sweeps
+run one simulation per concurrency or rate point."""
 
 from blis.workload.presets import PRESETS, available_presets
 from blis.workload.request_table import RequestTable
 from blis.workload.spec import Client, LengthDist, SharedPrefix, Stage, Workload
+from blis.workload.sweep import SweepResult, sweep
 from blis.workload.trace_csv import read_trace_csv, write_trace_csv
 
 __all__ = [
@@ -13,8 +15,10 @@ __all__ = [
     "RequestTable",
     "SharedPrefix",
     "Stage",
+    "SweepResult",
     "Workload",
     "available_presets",
     "read_trace_csv",
+    "sweep",
     "write_trace_csv",
 ]

@@ -10,178 +10,35 @@ One workload has exactly one source of requests:
 Arrivals come from ``arrival`` at ``rate`` requests/s for ``num_requests`` requests, or, when ``stages`` are
 given, from consecutive load stages (rate x duration) separated by ``stage_gap_s`` seconds. Generation is
 deterministic for a given spec (``seed``) and independent of anything else.
+
+Closed loop (``concurrency`` N, or per client): N users each send their next request when the previous one
+has finished (plus ``think_time_ms``); with a ``rate`` as well, requests are also held back to the rate's
+schedule (vllm bench serve's ``--request-rate`` with ``--max-concurrency``). ``generate()`` then gives the
+schedule (zeros without a rate); the real send times are decided during the run (``blis.workload.closed_loop``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 
 from blis.errors import BlisInputError
 from blis.workload import arrivals as arr
-from blis.workload.lengths import clamped_gaussian
-from blis.workload.presets import PRESETS, available_presets
 from blis.workload.request_table import RequestTable
 from blis.workload.shared_prefix import shared_prefix_columns
+from blis.workload.sources import (  # noqa: F401  (re-exported: the models used to live here)
+    ArrivalName,
+    Client,
+    LengthDist,
+    SharedPrefix,
+    Stage,
+    _Source,
+)
 
-ArrivalName = Literal[
-    "constant", "poisson", "gamma", "weibull", "inference-perf-constant", "inference-perf-poisson"
-]
 DEFAULT_NUM_REQUESTS = 100
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class LengthDist(_Frozen):
-    """Clamped Gaussian length: ``round(clamp(N(mean, std), min, max))`` tokens."""
-
-    mean: float = Field(ge=0, description="mean, tokens")
-    std: float = Field(0.0, ge=0, description="standard deviation, tokens")
-    min: int = Field(1, ge=1, description="smallest length, tokens")
-    max: int = Field(ge=1, description="largest length, tokens")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> LengthDist:
-        if self.min > self.max:
-            raise ValueError(f"max: must be >= min (got min={self.min}, max={self.max})")
-        return self
-
-
-class Stage(_Frozen):
-    """One load stage: ``rate`` requests/s for ``duration_s`` seconds (YAML may say ``duration``)."""
-
-    rate: float = Field(gt=0, le=1e7, description="requests per second")
-    duration_s: float = Field(
-        gt=0, le=1e8, validation_alias=AliasChoices("duration_s", "duration"), description="seconds"
-    )
-
-
-class SharedPrefix(_Frozen):
-    """G groups x P prompts sharing a system prompt per group (inference-perf ``shared_prefix``).
-
-    Lengths in tokens. ``token_inflation``/``token_noise``/``bos_tokens`` model how a client that decodes
-    random token ids to text and tokenizes again ends up with longer, slightly varying prompts; the defaults
-    give exact lengths (input = system_prompt_len + question_len).
-    """
-
-    num_groups: int = Field(10, ge=1, le=1_000_000, description="distinct system prompts")
-    prompts_per_group: int = Field(10, ge=1, le=1_000_000, description="questions (users) per system prompt")
-    system_prompt_len: int = Field(100, ge=0, le=10_000_000, description="tokens of each system prompt")
-    question_len: int = Field(50, ge=0, le=10_000_000, description="tokens of each question")
-    output_len: int = Field(50, ge=1, le=10_000_000, description="tokens generated per request")
-    multi_turn: bool = Field(
-        False, description="users' conversations grow turn by turn (parent = previous turn)"
-    )
-    shuffle: bool = Field(
-        False, description="prompts cycle in a seeded random order instead of group by group"
-    )
-    token_inflation: float = Field(1.0, gt=0, le=10, description="re-tokenized / nominal length ratio")
-    token_noise: float = Field(0.0, ge=0, le=100, description="length std per sqrt(nominal token)")
-    bos_tokens: int = Field(0, ge=0, le=16, description="tokens the server adds at the start of each prompt")
-
-    @model_validator(mode="after")
-    def _non_empty(self) -> SharedPrefix:
-        if self.bos_tokens + self.system_prompt_len + self.question_len < 1:
-            raise ValueError("question_len: system_prompt_len + question_len must be >= 1 token")
-        return self
-
-
-class _Source(_Frozen):
-    """Where request lengths come from (exactly one of preset, input+output, shared_prefix)."""
-
-    preset_name: str | None = Field(
-        None, validation_alias=AliasChoices("preset_name", "preset"), description="length preset"
-    )
-    input: LengthDist | None = Field(None, description="prompt length distribution (tokens)")
-    output: LengthDist | None = Field(None, description="output length distribution (tokens)")
-    prefix_tokens: int = Field(
-        0, ge=0, le=10_000_000, description="tokens of one prefix shared by every request"
-    )
-    shared_prefix_spec: SharedPrefix | None = Field(
-        None, validation_alias=AliasChoices("shared_prefix_spec", "shared_prefix")
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lengths_shorthand(cls, data: Any) -> Any:
-        # YAML convenience: ``lengths: chatbot`` or ``lengths: {input: {...}, output: {...}}``.
-        if isinstance(data, dict) and "lengths" in data:
-            data = dict(data)
-            lengths = data.pop("lengths")
-            if isinstance(lengths, str):
-                data["preset"] = lengths
-            elif isinstance(lengths, dict):
-                data.update(lengths)
-            else:
-                raise ValueError("lengths: must be a preset name or a mapping with input and output")
-        return data
-
-    @field_validator("preset_name")
-    @classmethod
-    def _known_preset(cls, v: str | None) -> str | None:
-        if v is not None and v not in PRESETS:
-            raise ValueError(f"unknown preset {v!r}; known presets: {', '.join(available_presets())}")
-        return v
-
-    def _length_sources(self) -> list[str]:
-        found = []
-        if self.preset_name is not None:
-            found.append("preset")
-        if self.input is not None or self.output is not None:
-            if self.input is None or self.output is None:
-                raise ValueError("input/output: give both length distributions, or a preset")
-            found.append("input+output")
-        if self.shared_prefix_spec is not None:
-            found.append("shared_prefix")
-            if self.prefix_tokens:
-                raise ValueError("prefix_tokens: not used with shared_prefix (set system_prompt_len instead)")
-        return found
-
-    def _lengths(self) -> tuple[LengthDist, LengthDist]:
-        if self.preset_name is not None:
-            (im, isd, ilo, ihi), (om, osd, olo, ohi) = PRESETS[self.preset_name]
-            return (
-                LengthDist(mean=im, std=isd, min=ilo, max=ihi),
-                LengthDist(mean=om, std=osd, min=olo, max=ohi),
-            )
-        assert self.input is not None and self.output is not None
-        return self.input, self.output
-
-
-class Client(_Source):
-    """One client of a mixed workload: its share of the aggregate rate, arrival process and lengths."""
-
-    name: str = Field(min_length=1, description="label of this client's requests")
-    rate_fraction: float = Field(1.0, gt=0, description="share of the workload rate (shares are normalized)")
-    arrival: ArrivalName | None = Field(None, description="arrival process; None = the workload's")
-    cv: float | None = Field(None, gt=0, le=100, description="gap coefficient of variation (gamma, weibull)")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Client:
-        found = self._length_sources()
-        if len(found) != 1:
-            raise ValueError(
-                f"clients: client {self.name!r} needs exactly one of preset, input+output, shared_prefix "
-                f"(got {', '.join(found) or 'none'})"
-            )
-        if self.cv is not None and self.arrival is not None and self.arrival not in arr.CV_PROCESSES:
-            raise ValueError(
-                f"cv: only used by gamma and weibull arrivals (client {self.name!r} uses {self.arrival})"
-            )
-        return self
 
 
 class Workload(_Source):
@@ -197,7 +54,10 @@ class Workload(_Source):
         None, validation_alias=AliasChoices("trace_path", "trace"), description="CSV trace to replay"
     )
     clients: tuple[Client, ...] = Field((), description="mixed workload: one entry per client")
-    rate: float = Field(1.0, gt=0, le=1e7, description="aggregate requests per second (unused with stages)")
+    rate: float | None = Field(
+        1.0, gt=0, le=1e7,
+        description="aggregate requests per second (unused with stages); closed loop: a cap, None = no cap",
+    )
     num_requests: int | None = Field(
         None,
         ge=1,
@@ -211,6 +71,14 @@ class Workload(_Source):
         (), description="consecutive load stages; replace rate and num_requests"
     )
     stage_gap_s: float = Field(0.0, ge=0, le=1e6, description="idle seconds between stages")
+    concurrency: int | None = Field(
+        None, ge=1, le=10_000_000,
+        description="closed loop: users, each sending its next request when its previous one finishes",
+    )
+    think_time_ms: float = Field(0.0, ge=0, le=1e9, description="closed loop: a user's pause before its next "
+                                 "request, milliseconds")
+    ramp_s: float = Field(0.0, ge=0, le=1e8, description="closed loop: users start evenly spread over this "
+                          "many seconds (user u at u * ramp_s / concurrency)")
 
     # ---- validation -------------------------------------------------------------------------------------
     @model_validator(mode="before")
@@ -233,6 +101,13 @@ class Workload(_Source):
         )
         if not any(data.get(k) is not None for k in sources):
             data["preset_name"] = "chatbot"
+        if data.get("concurrency") is not None and "rate" not in data:
+            data["rate"] = None  # closed loop without a rate cap
+        clients = data.get("clients")
+        if (isinstance(clients, (list, tuple)) and "rate" not in data and clients
+                and all(isinstance(c, dict) and c.get("concurrency") is not None and "rate" not in c
+                        for c in clients)):
+            data["rate"] = None  # every client closed-loop and none capped
         clients = data.get("clients")
         if isinstance(clients, (list, tuple)) and any(isinstance(c, dict) and "rate" in c for c in clients):
             if not all(isinstance(c, dict) and "rate" in c and "rate_fraction" not in c for c in clients):
@@ -273,6 +148,7 @@ class Workload(_Source):
             raise ValueError(f"cv: only used by gamma and weibull arrivals (arrival is {self.arrival})")
         if self.trace_path is not None and self.stages:
             raise ValueError("stages: a trace has its own arrival times")
+        _check_closed_loop(self)
         return self
 
     # ---- constructors -----------------------------------------------------------------------------------
@@ -280,18 +156,44 @@ class Workload(_Source):
     def preset(
         cls,
         name: str,
-        rate: float = 1.0,
+        rate: float | None = None,
         num_requests: int = DEFAULT_NUM_REQUESTS,
         seed: int = 42,
         arrival: str = "constant",
         cv: float = 1.0,
         stages: list | None = None,
         stage_gap_s: float = 0.0,
+        **closed_loop: Any,
     ) -> Workload:
-        """A length preset (chatbot, contentgen, summarization, multidoc) at ``rate`` requests/s."""
-        return cls.model_validate(
-            {"preset_name": name, **_arrival_fields(rate, num_requests, seed, arrival, cv, stages, stage_gap_s)}
-        )
+        """A length preset (chatbot, contentgen, summarization, multidoc) at ``rate`` requests/s (default 1).
+
+        ``closed_loop``: ``concurrency``, ``think_time_ms``, ``ramp_s`` (then ``rate`` is a cap, default none).
+        """
+        return cls.model_validate({"preset_name": name, **_arrival_fields(
+            rate, num_requests, seed, arrival, cv, stages, stage_gap_s, closed_loop)})
+
+    @classmethod
+    def random(
+        cls,
+        input_len: int = 1024,
+        output_len: int = 128,
+        range_ratio: float = 0.0,
+        prefix_len: int = 0,
+        rate: float | None = None,
+        num_requests: int = DEFAULT_NUM_REQUESTS,
+        seed: int = 42,
+        arrival: str = "constant",
+        cv: float = 1.0,
+        **closed_loop: Any,
+    ) -> Workload:
+        """`vllm bench serve`'s random dataset: prompt = ``prefix_len`` shared tokens + U[floor(L(1-r)),
+        ceil(L(1+r))] tokens; output likewise (defaults are vLLM's: 1024 -> 128, ratio 0)."""
+        try:
+            inp, out = LengthDist.vllm_random(input_len, range_ratio), LengthDist.vllm_random(output_len, range_ratio)
+        except ValueError as exc:
+            raise BlisInputError(str(exc)) from None
+        return cls.model_validate({"input": inp, "output": out, "prefix_tokens": prefix_len, **_arrival_fields(
+            rate, num_requests, seed, arrival, cv, None, 0.0, closed_loop)})
 
     @classmethod
     def shared_prefix(
@@ -301,7 +203,7 @@ class Workload(_Source):
         system_prompt_len: int = 100,
         question_len: int = 50,
         output_len: int = 50,
-        rate: float = 1.0,
+        rate: float | None = None,
         num_requests: int = DEFAULT_NUM_REQUESTS,
         multi_turn: bool = False,
         seed: int = 42,
@@ -309,6 +211,7 @@ class Workload(_Source):
         cv: float = 1.0,
         stages: list | None = None,
         stage_gap_s: float = 0.0,
+        concurrency: int | None = None,
         **prompt_options: Any,
     ) -> Workload:
         """inference-perf-style shared-prefix prompts (defaults are inference-perf's: 10 x 10, 100+50 -> 50).
@@ -324,9 +227,9 @@ class Workload(_Source):
             multi_turn=multi_turn,
             **prompt_options,
         )
-        return cls.model_validate(
-            {"shared_prefix_spec": spec, **_arrival_fields(rate, num_requests, seed, arrival, cv, stages, stage_gap_s)}
-        )
+        closed = {"concurrency": concurrency} if concurrency is not None else {}
+        return cls.model_validate({"shared_prefix_spec": spec, **_arrival_fields(
+            rate, num_requests, seed, arrival, cv, stages, stage_gap_s, closed)})
 
     @classmethod
     def from_trace_csv(cls, path: str | Path, num_requests: int | None = None) -> Workload:
@@ -362,21 +265,35 @@ class Workload(_Source):
         seed: int | None = None,
         arrival: str | None = None,
         cv: float | None = None,
+        concurrency: int | None = None,
+        think_time_ms: float | None = None,
+        ramp_s: float | None = None,
     ) -> Workload:
-        """A copy with the given fields replaced (None keeps the current value); validated again."""
+        """A copy with the given fields replaced (None keeps the current value); validated again.
+
+        Making an open-loop workload closed-loop (``concurrency``) without a ``rate`` drops its rate: the
+        users send as fast as their responses come back (no cap)."""
         if rate is not None and (self.stages or self.trace_path is not None):
             what = "load stages" if self.stages else "a trace"
             raise BlisInputError(f"rate: this workload's arrivals come from {what}; --rate does not apply")
         if (arrival is not None or cv is not None) and self.trace_path is not None:
             raise BlisInputError("arrival: a trace has its own arrival times; --arrival does not apply")
         data = self.model_dump()
-        updates = {"rate": rate, "num_requests": num_requests, "seed": seed, "arrival": arrival, "cv": cv}
+        updates = {"rate": rate, "num_requests": num_requests, "seed": seed, "arrival": arrival, "cv": cv,
+                   "concurrency": concurrency, "think_time_ms": think_time_ms, "ramp_s": ramp_s}
         data.update({k: v for k, v in updates.items() if v is not None})
+        if concurrency is not None and rate is None and not self.closed_loop:
+            data["rate"] = None
         if arrival is not None and cv is None and arrival not in arr.CV_PROCESSES:
             data["cv"] = 1.0
         return type(self).model_validate(data)
 
     # ---- description ------------------------------------------------------------------------------------
+    @property
+    def closed_loop(self) -> bool:
+        """True when some requests wait for earlier ones to finish (``concurrency``, here or on a client)."""
+        return self.concurrency is not None or any(c.concurrency is not None for c in self.clients)
+
     @property
     def kind(self) -> str:
         """'preset', 'lengths', 'shared_prefix', 'trace' or 'mix'."""
@@ -443,7 +360,7 @@ class Workload(_Source):
                 _generate_source(
                     client,
                     client.name,
-                    self.rate * share,
+                    None if self.rate is None else self.rate * share,
                     int(n),
                     self._stage_list(float(share)),
                     arrival,
@@ -466,10 +383,34 @@ def _validate_file(cls: type[Workload], data: dict[str, Any], path: str | Path) 
         raise BlisInputError(f"{path}: {loc}: {err['msg']}") from None
 
 
-def _arrival_fields(rate, num_requests, seed, arrival, cv, stages, stage_gap_s) -> dict:
-    """The arrival part of a Workload spec (with stages, num_requests is only a cap and left unset)."""
+def _arrival_fields(rate, num_requests, seed, arrival, cv, stages, stage_gap_s, closed_loop=None) -> dict:
+    """The arrival part of a Workload spec (with stages, num_requests is only a cap and left unset; the rate
+    defaults to 1 request/s open-loop and to no cap closed-loop)."""
+    closed_loop = dict(closed_loop or {})
+    unknown = set(closed_loop) - {"concurrency", "think_time_ms", "ramp_s"}
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    if rate is None and closed_loop.get("concurrency") is None:
+        rate = 1.0
     return {"rate": rate, "num_requests": None if stages else num_requests, "seed": seed, "arrival": arrival,
-            "cv": cv, "stages": tuple(stages or ()), "stage_gap_s": stage_gap_s}
+            "cv": cv, "stages": tuple(stages or ()), "stage_gap_s": stage_gap_s, **closed_loop}
+
+
+def _check_closed_loop(wl: Workload) -> None:
+    """Closed-loop fields only where they mean something (ValueError names the field)."""
+    if wl.think_time_ms and wl.concurrency is None:
+        raise ValueError("think_time_ms: only with concurrency (clients give their own think_time_ms)")
+    if wl.ramp_s and not wl.closed_loop:
+        raise ValueError("ramp_s: only with concurrency (a closed-loop workload)")
+    if wl.concurrency is not None and wl.clients:
+        raise ValueError("concurrency: give each client its own concurrency in a mixed workload")
+    if wl.closed_loop and wl.stages:
+        raise ValueError("stages: not used with concurrency (closed-loop users set the pace)")
+    if wl.rate is None:
+        open_clients = [c.name for c in wl.clients if c.concurrency is None]
+        if not wl.closed_loop or open_clients:
+            who = f" (open-loop clients: {', '.join(open_clients)})" if open_clients else ""
+            raise ValueError(f"rate: required for open-loop requests{who}")
 
 
 def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
@@ -484,7 +425,7 @@ def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
 def _generate_source(
     source: _Source,
     name: str,
-    rate: float,
+    rate: float | None,
     n: int,
     stages: list[tuple[float, float]],
     arrival: str,
@@ -499,6 +440,9 @@ def _generate_source(
     if stages:
         t, stage = arr.staged_arrivals(arrival, arrival_rng, stages, stage_gap_s, cv)
         slot = np.arange(len(t)) - np.searchsorted(stage, stage, side="left")
+    elif rate is None:  # closed loop without a rate cap: every request is ready at once
+        t = np.zeros(n)
+        slot = np.arange(n)
     else:
         t = arr.arrivals_count(arrival, arrival_rng, n, rate, cv)
         slot = np.arange(len(t))
@@ -509,8 +453,8 @@ def _generate_source(
         inp, out = source._lengths()
         p = source.prefix_tokens
         cols = {
-            "input_tokens": p + clamped_gaussian(length_rng, m, inp.mean, inp.std, inp.min, inp.max),
-            "output_tokens": clamped_gaussian(length_rng, m, out.mean, out.std, out.min, out.max),
+            "input_tokens": p + inp.sample(length_rng, m),
+            "output_tokens": out.sample(length_rng, m),
             "prefix_group": np.full(m, 0 if p else -1, dtype=np.int64),
             "prefix_len": np.full(m, p, dtype=np.int64),
         }

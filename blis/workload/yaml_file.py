@@ -23,8 +23,9 @@ every client has an absolute ``rate`` in requests/s and the aggregate is their s
       - {name: agents, rate_fraction: 0.1, shared_prefix: {num_groups: 4, prompts_per_group: 8,
          system_prompt_len: 1000, question_len: 200, output_len: 300}}
 
-``stages: [{rate: 5, duration: 600}, ...]`` (seconds) replaces rate and num_requests. A file with top-level
-``load`` and ``data`` keys is read as an inference-perf profile.
+``stages: [{rate: 5, duration: 600}, ...]`` (seconds) replaces rate and num_requests. ``concurrency: N`` (with
+``think_time_ms``, ``ramp_s``; on the workload or per client) makes the users closed-loop, the rate then a cap
+(``docs/workload.md``). A file with top-level ``load`` and ``data`` keys is read as an inference-perf profile.
 """
 
 from __future__ import annotations
