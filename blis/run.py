@@ -23,6 +23,7 @@ from blis.config import ServingConfig, SimConfig
 from blis.engine import BlockKeys, Instance, RequestLog, Role
 from blis.errors import BlisInputError
 from blis.latency.base import LatencyModel, create_latency_model
+from blis.report import build_result
 from blis.result import SimResult
 from blis.workload.request_table import RequestTable
 
@@ -221,8 +222,6 @@ def run_environment(env: simpy.Environment, done: Callable[[], int], total: int,
 def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
                progress: Optional[ProgressFn] = None) -> SimResult:
     """Simulate one serving instance under ``config`` (``requests`` replaces ``config.workload``)."""
-    from blis.report import build_result
-
     req = prepare_requests(config, requests)
     dep = resolve_deployment(config)
     check_fits(dep, req.input_tokens, req.output_tokens)
