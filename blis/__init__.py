@@ -4,7 +4,10 @@
     cfg = blis.SimConfig(model="llama-2-7b", hardware="H100", tp=1,
                          workload=blis.Workload.preset("chatbot", rate=10, num_requests=500, seed=42))
     res = blis.simulate(cfg)
-    res.summary, res.requests, res.steps
+    res.summary, res.requests, res.steps, res.instances
+
+`simulate` also runs a `ClusterConfig` (the same as `simulate_cluster`). The code is laid out in
+docs/architecture.md: `blis.run` (resolve, build, run) and `blis.report` (summary and tables) serve both.
 """
 
 from blis.cluster import ClusterConfig, PoolConfig, simulate_cluster

@@ -41,10 +41,10 @@ class Signals:
         self.version = 0  # bumped by every refresh
 
     def refresh(self, now_us: int = 0) -> None:
-        probe = self.probe
-        self.waiting[:] = probe.waiting()
-        self.running[:] = probe.running()
-        self.kv_utilization[:] = probe.kv_utilization()
+        probe = self.probe  # new lists each refresh: readers look the attributes up per decision
+        self.waiting = probe.waiting()
+        self.running = probe.running()
+        self.kv_utilization = probe.kv_utilization()
         self.refreshed_at_us = now_us
         self.version += 1
 
@@ -185,7 +185,7 @@ def kv_utilization_score(idx: int, instances: list, sig: Signals) -> list[float]
 
 def prefix_affinity_score(idx: int, instances: list, sig: Signals) -> list[float] | None:
     """Fraction of the request's full prompt blocks each instance holds in its prefix cache."""
-    hits = [c.prefix_hit_blocks(idx) for c in instances]
+    hits = sig.probe.prefix_hit_blocks(idx)
     if not any(hits):  # no information: the same for every candidate
         return None
     out = []

@@ -255,7 +255,7 @@ class LoadProbe:
     """Reads the load of many instances at once, for routers that ask before every decision (the same
     numbers as `Instance.load`, as lists indexed like ``instances``, without building snapshots)."""
 
-    __slots__ = ("instances", "_waiting", "_running", "_pools")
+    __slots__ = ("instances", "_waiting", "_running", "_pools", "_shareable", "_zeros")
 
     def __init__(self, instances: list[Instance]) -> None:
         self.instances = instances
@@ -263,6 +263,9 @@ class LoadProbe:
         self._waiting = [i.scheduler.waiting for i in instances]
         self._running = [i.scheduler.running for i in instances]
         self._pools = [i.scheduler.pool for i in instances]
+        # whether a request can share blocks at all depends on the requests only (same for every block size)
+        self._shareable = instances[0]._keys.shareable if instances else []
+        self._zeros = [0] * len(instances)
 
     def waiting(self) -> list[int]:
         return list(map(len, self._waiting))
@@ -275,6 +278,13 @@ class LoadProbe:
 
     def kv_utilization(self) -> list[float]:
         return [(p.num_blocks - p.num_free) / p.num_blocks for p in self._pools]
+
+    def prefix_hit_blocks(self, req: int) -> list[int]:
+        """`Instance.prefix_hit_blocks` of every instance (read-only list); all zeros at once for a request
+        that shares nothing."""
+        if not self._shareable[req]:
+            return self._zeros
+        return [i.prefix_hit_blocks(req) for i in self.instances]
 
     def total(self) -> list[int]:
         """waiting + running + in flight, per instance."""

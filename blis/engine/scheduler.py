@@ -105,16 +105,19 @@ class Scheduler:
         # (a chunk cut to the whole budget passes only when it is the step's one request: same outcome)
         demand = self.num_decoding
         need = self.residue_count[k % B]
-        wants = []
-        for r in self.prefilling:
-            want = prefill_chunk(r.num_tokens - r.num_computed_tokens, thr, token_budget)
-            wants.append(want)
-            demand += want
-            need += _cdiv(r.num_computed_tokens + want, B) - len(r.keys)
+        prefilling = self.prefilling
+        if prefilling:
+            wants = []
+            for r in prefilling:
+                want = prefill_chunk(r.num_tokens - r.num_computed_tokens, thr, token_budget)
+                wants.append(want)
+                demand += want
+                need += _cdiv(r.num_computed_tokens + want, B) - len(r.keys)
         if demand <= token_budget and need <= pool.num_free:
-            for r, want in zip(self.prefilling, wants):
-                self._run_chunk(r, want)
-                prefills.append(r)
+            if prefilling:
+                for r, want in zip(prefilling, wants):
+                    self._run_chunk(r, want)
+                    prefills.append(r)
             pool.allocate(self.residue_count[k % B])
             token_budget -= demand
             batch.num_decode_tokens = self.num_decoding
