@@ -77,10 +77,8 @@ class Instance:
         self.model = model
         self.log = log
         self.steps = StepLog()
-        if role == "prefill":  # the prompt and the first output token, then the request moves on
-            output_tokens = [1] * len(input_tokens)
         self.scheduler = Scheduler(engine, num_blocks, block_keys, log, input_tokens, output_tokens,
-                                   kv_preloaded=role == "decode")
+                                   kv_preloaded=role == "decode", prefill_only=role == "prefill")
         self._pool = self.scheduler.pool
         self._keys = block_keys
         self._input = input_tokens

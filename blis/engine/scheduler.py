@@ -36,7 +36,8 @@ class Scheduler:
     """Scheduler, KV cache and running sums of one instance. Times live in the instance; this counts steps."""
 
     def __init__(self, engine, num_blocks: int, block_keys: BlockKeys, recorder: RequestLog,
-                 input_tokens: list, output_tokens: list, kv_preloaded: bool = False) -> None:
+                 input_tokens: list, output_tokens: list, kv_preloaded: bool = False,
+                 prefill_only: bool = False) -> None:
         self.max_num_seqs = engine.max_num_seqs
         self.max_num_scheduled_tokens = engine.max_num_batched_tokens  # the token budget of one step
         self.threshold = engine.long_prefill_token_threshold
@@ -63,6 +64,8 @@ class Scheduler:
         # P/D decode instance: every request arrives with the KV of all but its last prompt token computed
         # elsewhere (vLLM's remote prefill recomputes that one token to sample the first output token)
         self.kv_preloaded = kv_preloaded
+        # P/D prefill instance: every request computes its prompt and one output token, then leaves
+        self.prefill_only = prefill_only
 
     @property
     def budget(self) -> int:
@@ -78,7 +81,7 @@ class Scheduler:
             self.waiting.append(r)
             return
         keyed = self.prefix_caching and self.bk.shareable[idx]
-        self.waiting.append(Request(idx, self._input[idx], self._output[idx], keyed))
+        self.waiting.append(Request(idx, self._input[idx], 1 if self.prefill_only else self._output[idx], keyed))
 
     @property
     def num_waiting(self) -> int:
