@@ -8,6 +8,7 @@ times). The summary's keys and their order are part of the output contract (byte
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -26,7 +27,7 @@ STEP_COLUMNS = ("start_us", "duration_us", "prefill_tokens", "decode_tokens", "n
 
 def build_result(requests: RequestTable, groups: list[InstanceGroup], log: RequestLog,
                  decode_log: Optional[RequestLog] = None, extra: Optional[dict] = None,
-                 extra_columns: Optional[dict] = None) -> SimResult:
+                 extra_columns: Optional[dict] = None, instance_table: bool = False) -> SimResult:
     """Per-request times, the summary and the tables of a finished run.
 
     ``groups``: the run's instances by deployment (their indices are 0..n-1 in group order). ``log``: the
@@ -34,6 +35,8 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     decode instances recorded; the client's tokens (first token, finish, inter-token gaps) then come from
     it, while ``log`` holds the prefill side (scheduling, prefix-cache hits). ``extra``: summary fields
     placed after the request counts; ``extra_columns``: appended to the per-request table.
+    ``instance_table``: build the per-instance rows now (a cluster puts them in its summary); otherwise they
+    are built when ``SimResult.instances`` is first read (nothing is held for them but a few numbers each).
     """
     instances = [inst for g in groups for inst in g.instances]
     req = requests
@@ -131,9 +134,15 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     if extra_columns:
         columns.update(extra_columns)
     step_columns = {"instance": np.repeat(np.arange(len(instances)), lengths), **steps}
+    prefills = None
+    if decode_log is not None:  # P/D: prefills finished per prefill instance
+        pi = log.instance[log.finish_step >= 0]
+        prefills = np.bincount(pi[pi >= 0], minlength=len(instances))
+    rows = partial(instance_rows, instance_facts(groups), prefills)
     res = SimResult(summary=summary, request_columns=columns, step_columns=step_columns,
-                    model_description=describe)
-    res.instance_rows = instance_rows(groups, res, log, decode_log is not None)
+                    model_description=describe, instance_rows_factory=rows)
+    if instance_table:
+        res.instance_rows = rows(res)
     return res
 
 
@@ -183,27 +192,39 @@ def pool_rows(groups: list[InstanceGroup]) -> list[dict]:
     return rows
 
 
-def instance_rows(groups: list[InstanceGroup], res: SimResult, log: RequestLog, disaggregated: bool) -> list[dict]:
+def instance_facts(groups: list[InstanceGroup]) -> list[dict]:
+    """What the per-instance table needs from each instance, in index order (plain values)."""
+    facts = []
+    for g in groups:
+        c = g.deployment.config
+        for inst in g.instances:
+            facts.append({"instance": inst.index, "pool": g.name, "role": g.role, "model": c.model,
+                          "hardware": c.hardware, "tp": c.tp, "total_kv_blocks": inst.num_kv_blocks,
+                          "routed_requests": inst.num_routed, "prefix_cache_hit_rate": inst.cache_stats().hit_rate})
+    facts.sort(key=lambda f: f["instance"])
+    return facts
+
+
+def instance_rows(facts: list[dict], prefills: Optional[np.ndarray], res: SimResult) -> list[dict]:
     """One row per instance: load served, throughput, KV use, preemptions, cache hits, latency percentiles.
 
     ``tokens_per_sec`` counts output tokens of the requests that finished on the instance over the run's
     duration (the run's figure is their sum); a P/D prefill instance reports the prompt tokens it
-    computed (``prefill_tokens_per_sec``) and its finished prefills as ``completed_requests``."""
+    computed (``prefill_tokens_per_sec``) and its finished prefills (``prefills``, per instance; None without
+    P/D) as ``completed_requests``."""
     cols = res.request_columns
     steps = res.step_columns
-    n = sum(len(g.instances) for g in groups)
-    arrival_us = cols["arrival_ms"] * 1000.0
-    finish_us = cols["finish_ms"] * 1000.0
+    n = len(facts)
     finished = cols["finished"]
     step_inst = steps["instance"]
-    duration_s = run_duration_s(arrival_us, finish_us, finished, steps["start_us"] + steps["duration_us"])
+    duration_s = run_duration_s(cols["arrival_ms"] * 1000.0, cols["finish_ms"] * 1000.0, finished,
+                                steps["start_us"] + steps["duration_us"])
     # where each request's tokens were streamed from
-    where = cols["decode_instance"] if disaggregated else cols["instance"]
-    out_tokens = cols["output_tokens"].astype(np.float64)
+    where = cols["decode_instance"] if prefills is not None else cols["instance"]
     done_at = np.where(finished, where, -1)
     ok = done_at >= 0
     completed = np.bincount(done_at[ok], minlength=n)
-    tokens = np.bincount(done_at[ok], weights=out_tokens[ok], minlength=n)
+    tokens = np.bincount(done_at[ok], weights=cols["output_tokens"][ok].astype(np.float64), minlength=n)
     engine_rejected = cols["rejected"] & ~cols["admission_rejected"] if "admission_rejected" in cols else \
         cols["rejected"]
     rej_at = cols["instance"][engine_rejected & (cols["instance"] >= 0)]
@@ -211,61 +232,48 @@ def instance_rows(groups: list[InstanceGroup], res: SimResult, log: RequestLog, 
     dur = steps["duration_us"].astype(np.float64)
     util_num = np.zeros(n)
     util_max = np.zeros(n)
-    for g in groups:
-        for inst in g.instances:
-            mask = step_inst == inst.index
-            u = steps["kv_blocks_used"][mask] / inst.num_kv_blocks
-            util_num[inst.index] = float((u * dur[mask]).sum())
-            util_max[inst.index] = float(u.max()) if len(u) else 0.0
+    for f in facts:
+        i = f["instance"]
+        mask = step_inst == i
+        u = steps["kv_blocks_used"][mask] / f["total_kv_blocks"]
+        util_num[i] = float((u * dur[mask]).sum())
+        util_max[i] = float(u.max()) if len(u) else 0.0
     busy = np.bincount(step_inst, weights=dur, minlength=n)
     num_steps = np.bincount(step_inst, minlength=n)
     prefill_tokens = np.bincount(step_inst, weights=steps["prefill_tokens"].astype(np.float64), minlength=n)
     preempt = np.bincount(step_inst, weights=steps["preemptions"].astype(np.float64), minlength=n)
-    if disaggregated:
-        prefill_done = log.finish_step >= 0
-        pi = log.instance[prefill_done]
-        prefills = np.bincount(pi[pi >= 0], minlength=n)
     order = np.argsort(done_at, kind="stable")
     bounds = np.searchsorted(done_at[order], np.arange(n + 1))
     ttft, e2e, tpot = cols["ttft_ms"][order], cols["e2e_ms"][order], cols["tpot_ms"][order]
 
     rows = []
-    for g in groups:
-        c = g.deployment.config
-        for inst in g.instances:
-            i = inst.index
-            sel = slice(bounds[i], bounds[i + 1])
-            t, e, tp = ttft[sel], e2e[sel], tpot[sel]
-            tp = tp[~np.isnan(tp)]
-            is_prefill = g.role == "prefill"
-            row = {
-                "instance": i,
-                "pool": g.name,
-                "role": g.role,
-                "model": c.model,
-                "hardware": c.hardware,
-                "tp": c.tp,
-                "total_kv_blocks": inst.num_kv_blocks,
-                "routed_requests": inst.num_routed,
-                "completed_requests": int(prefills[i]) if is_prefill else int(completed[i]),
-                "rejected_requests": int(rejected[i]),
-                "tokens_per_sec": tokens[i] / duration_s,
-                "prefill_tokens_per_sec": prefill_tokens[i] / duration_s,
-                "responses_per_sec": (0 if is_prefill else completed[i]) / duration_s,
-                "num_steps": int(num_steps[i]),
-                "busy_fraction": busy[i] / (duration_s * 1e6),
-                "kv_util_mean": util_num[i] / busy[i] if busy[i] else 0.0,
-                "kv_util_max": util_max[i],
-                "preemptions": int(preempt[i]),
-                "prefix_cache_hit_rate": inst.cache_stats().hit_rate,
-                "ttft_mean_ms": t.mean() if len(t) else np.nan,
-                "ttft_p50_ms": np.percentile(t, 50) if len(t) else np.nan,
-                "ttft_p99_ms": np.percentile(t, 99) if len(t) else np.nan,
-                "e2e_mean_ms": e.mean() if len(e) else np.nan,
-                "e2e_p50_ms": np.percentile(e, 50) if len(e) else np.nan,
-                "e2e_p99_ms": np.percentile(e, 99) if len(e) else np.nan,
-                "tpot_mean_ms": tp.mean() if len(tp) else np.nan,
-            }
-            rows.append({k: (v if isinstance(v, str) else _num(v)) for k, v in row.items()})
-    rows.sort(key=lambda r: r["instance"])
+    for f in facts:
+        i = f["instance"]
+        sel = slice(bounds[i], bounds[i + 1])
+        t, e, tp = ttft[sel], e2e[sel], tpot[sel]
+        tp = tp[~np.isnan(tp)]
+        is_prefill = f["role"] == "prefill"
+        row = {
+            **{k: f[k] for k in ("instance", "pool", "role", "model", "hardware", "tp", "total_kv_blocks",
+                                 "routed_requests")},
+            "completed_requests": int(prefills[i]) if is_prefill else int(completed[i]),
+            "rejected_requests": int(rejected[i]),
+            "tokens_per_sec": tokens[i] / duration_s,
+            "prefill_tokens_per_sec": prefill_tokens[i] / duration_s,
+            "responses_per_sec": (0 if is_prefill else completed[i]) / duration_s,
+            "num_steps": int(num_steps[i]),
+            "busy_fraction": busy[i] / (duration_s * 1e6),
+            "kv_util_mean": util_num[i] / busy[i] if busy[i] else 0.0,
+            "kv_util_max": util_max[i],
+            "preemptions": int(preempt[i]),
+            "prefix_cache_hit_rate": f["prefix_cache_hit_rate"],
+            "ttft_mean_ms": t.mean() if len(t) else np.nan,
+            "ttft_p50_ms": np.percentile(t, 50) if len(t) else np.nan,
+            "ttft_p99_ms": np.percentile(t, 99) if len(t) else np.nan,
+            "e2e_mean_ms": e.mean() if len(e) else np.nan,
+            "e2e_p50_ms": np.percentile(e, 50) if len(e) else np.nan,
+            "e2e_p99_ms": np.percentile(e, 99) if len(e) else np.nan,
+            "tpot_mean_ms": tp.mean() if len(tp) else np.nan,
+        }
+        rows.append({k: (v if isinstance(v, str) else _num(v)) for k, v in row.items()})
     return rows

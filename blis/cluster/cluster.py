@@ -372,6 +372,6 @@ def summarize(cluster: Cluster) -> SimResult:
             "transfer_ms": transfer_ms,
         })
     res = build_result(req, cluster.groups, log, decode_log=cluster.decode_log, extra=extra,
-                       extra_columns=extra_columns)
+                       extra_columns=extra_columns, instance_table=True)
     res.summary["instances"] = res.instance_rows
     return res
