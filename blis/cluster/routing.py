@@ -92,11 +92,12 @@ class LeastLoaded:
         self.instances = candidates
         self.signals = signals
         self._in_flight = attrgetter("in_flight")
+        self._fresh_total = signals.probe.total if signals.fresh else None
 
     def loads(self) -> list[int]:
         """Load of every candidate as the router sees it now."""
-        if self.signals.fresh:
-            return self.signals.probe.total()
+        if self._fresh_total is not None:
+            return self._fresh_total()
         sig = self.signals
         return list(map(add, map(add, sig.waiting, sig.running), map(self._in_flight, self.instances)))
 
