@@ -50,23 +50,24 @@ def pushed(cfg, requests):
     """Simulate ``requests`` open-loop on one instance, handing each to ``Instance.push`` (not the bulk list)."""
     import simpy
 
-    try:
-        from blis.simulate import collect, prepare
-    except ImportError:  # after the move of blis/simulate.py to blis/run.py
-        from blis.run import collect, prepare
-    from blis.engine.instance import Instance
-    from blis.engine.timeline import RequestLog
+    from blis.engine import BlockKeys, RequestLog
+    from blis.report import build_result
+    from blis.run import InstanceGroup, check_fits, enter_times, prepare_requests, resolve_deployment
 
-    prep = prepare(cfg, requests)
+    req = prepare_requests(cfg, requests)
+    dep = resolve_deployment(cfg)
+    check_fits(dep, req.input_tokens, req.output_tokens)
+    group = InstanceGroup("default", "mixed", dep, enter_times(dep, req))
     env = simpy.Environment()
-    log = RequestLog(len(requests))
-    inst = Instance(env, 0, cfg.engine, prep.num_blocks, prep.model, prep.block_keys, log,
-                    prep.requests.input_tokens.tolist(), prep.requests.output_tokens.tolist(), prep.enter_us.tolist())
-    for i, enter in enumerate(prep.enter_us.tolist()):
+    log = RequestLog(len(req))
+    inst = group.add_instance(env, 0, BlockKeys(req, cfg.engine.block_size), log, req.input_tokens.tolist(),
+                              req.output_tokens.tolist())
+    log.instance[:] = 0
+    for i, enter in enumerate(group.enter_us.tolist()):
         inst.push(i, enter)
     inst.close()
     env.run()
-    return collect(prep, [inst], log)
+    return build_result(req, [group], log, extra={"num_instances": 1})
 
 
 def timed_fn(fn, repeat: int) -> tuple[float, object]:

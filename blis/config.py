@@ -34,8 +34,9 @@ class EngineConfig(BaseModel):
     )
 
 
-class SimConfig(BaseModel):
-    """One simulation: a model on some hardware, an engine configuration, a latency model, a workload."""
+class ServingConfig(BaseModel):
+    """Fields every run has: the instance type (model on some hardware, engine, latency model), the workload
+    and the horizon. `SimConfig` (one instance) and `blis.ClusterConfig` (many) are both made of these."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
@@ -75,3 +76,7 @@ class SimConfig(BaseModel):
         if v is not None and any(not (c >= 0.0) or c == float("inf") for c in v):
             raise ValueError("coefficients must be finite and >= 0 microseconds")
         return v
+
+
+class SimConfig(ServingConfig):
+    """One simulation: a model on some hardware, an engine configuration, a latency model, a workload."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -16,7 +16,7 @@ class SimResult:
     summary: flat dict of metrics (times in ms, rates per second), the same fields as the CLI JSON.
     requests: one row per request (times in ms from the start of the run; NaN where it never happened).
     steps: one row per engine step (start and duration in microseconds, token counts, KV blocks used).
-    instances: one row per instance (cluster runs).
+    instances: one row per instance (for a single-instance run built on first access).
     """
 
     summary: dict
@@ -24,6 +24,8 @@ class SimResult:
     step_columns: dict[str, np.ndarray]
     model_description: dict = field(default_factory=dict)
     instance_rows: list[dict] = field(default_factory=list)
+    instance_rows_factory: Optional[Callable[["SimResult"], list[dict]]] = field(default=None, repr=False,
+                                                                                  compare=False)
 
     @property
     def requests(self):
@@ -41,6 +43,8 @@ class SimResult:
     def instances(self):
         import pandas as pd
 
+        if not self.instance_rows and self.instance_rows_factory is not None:
+            self.instance_rows = self.instance_rows_factory(self)
         return pd.DataFrame(self.instance_rows)
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -104,18 +104,18 @@ def test_closed_loop_is_deterministic_and_leaves_the_callers_table_alone():
 def test_instance_on_finish_hook_fires_once_per_request_at_its_last_step():
     import simpy
 
-    from blis.engine.instance import Instance
-    from blis.engine.timeline import RequestLog
-    from blis.simulate import prepare
+    from blis.engine import BlockKeys, Instance, RequestLog
+    from blis.run import enter_times, prepare_requests, resolve_deployment
 
     cfg = config(fixed(3, rate=1000))
-    prep = prepare(cfg)
+    req = prepare_requests(cfg)
+    dep = resolve_deployment(cfg)
     env = simpy.Environment()
     log = RequestLog(3)
     seen = []
-    inst = Instance(env, 0, cfg.engine, prep.num_blocks, prep.model, prep.block_keys, log,
-                    prep.requests.input_tokens.tolist(), prep.requests.output_tokens.tolist(),
-                    prep.enter_us.tolist(), on_finish=lambda i: seen.append((i, int(env.now))))
+    inst = Instance(env, 0, cfg.engine, dep.num_kv_blocks, dep.latency_model, BlockKeys(req, cfg.engine.block_size),
+                    log, req.input_tokens.tolist(), req.output_tokens.tolist(), enter_times(dep, req).tolist(),
+                    on_finish=lambda i: seen.append((i, int(env.now))))
     log.instance[:] = 0
     inst.assign_all(list(range(3)))
     env.run()
@@ -231,7 +231,7 @@ print(blis.simulate_cluster(cfg).to_json())
 """
 
 
-def test_closed_loop_cluster_json_identical_across_processes():
+def test_cluster_closed_loop_json_identical_across_processes():
     import os
     import subprocess
     import sys

@@ -8,8 +8,8 @@ import pytest
 
 import blis
 from blis.errors import BlisInputError
+from blis.sweep import sweep
 from blis.workload import Workload
-from blis.workload.sweep import sweep
 
 
 def config(**wl):

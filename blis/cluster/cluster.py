@@ -11,7 +11,7 @@ snapshot interval, one refresh event per interval.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -22,26 +22,25 @@ from blis.cluster.config import DEFAULT_SCORERS, ClusterConfig, PoolConfig
 from blis.cluster.disaggregation import PrefillLog, kv_bytes_per_token, transfer_time_us
 from blis.cluster.routing import Router, Signals, create_router
 from blis.config import SimConfig
-from blis.engine.block_keys import BlockKeys
-from blis.engine.instance import Instance
-from blis.engine.timeline import RequestLog
+from blis.engine import BlockKeys, Instance, RequestLog
 from blis.errors import BlisInputError
 from blis.metrics import stats
+from blis.report import build_result, pool_rows
 from blis.result import SimResult
-from blis.simulate import Prepared, ProgressFn, collect, prepare, run_environment
+from blis.run import (
+    Deployment,
+    InstanceGroup,
+    ProgressFn,
+    check_fits,
+    enter_times,
+    prepare_requests,
+    requests_with_outputs,
+    resolve_deployment,
+    run_environment,
+)
 from blis.workload.request_table import RequestTable
 
 RouteHook = Callable[[str, int, int], None]
-
-
-@dataclass
-class PoolRun:
-    """One pool, prepared: its configuration, latency model, KV size and instances."""
-
-    pool: PoolConfig
-    config: SimConfig
-    prep: Prepared
-    instances: list[Instance] = field(default_factory=list)
 
 
 @dataclass
@@ -51,7 +50,7 @@ class Cluster:
     config: ClusterConfig
     env: simpy.Environment
     requests: RequestTable
-    pools: list[PoolRun]
+    groups: list[InstanceGroup]  # one per pool, in pool order
     instances: list[Instance]
     stage1: list[Instance]  # where arrivals go: every instance, or the prefill instances
     decode: list[Instance]
@@ -85,50 +84,41 @@ def _pool_config(pool: PoolConfig, base: SimConfig, i: int) -> SimConfig:
         raise BlisInputError(f"pools[{i}] ({pool.name}): {loc}: {err['msg']}") from None
 
 
-def _with_outputs(t: RequestTable, output_tokens: np.ndarray) -> RequestTable:
-    return RequestTable(t.arrival_us, t.input_tokens, output_tokens, t.prefix_group, t.prefix_len, t.prompt_id,
-                        t.parent, t.client, t.client_names)
-
-
-def _prepare_pools(config: ClusterConfig, requests: RequestTable | None) -> tuple[RequestTable, list[PoolRun]]:
+def _resolve_pools(config: ClusterConfig, requests: RequestTable | None) -> tuple[RequestTable, list[InstanceGroup]]:
+    """One `InstanceGroup` per pool (no instances yet): each distinct pool configuration is resolved into a
+    `Deployment` once; the requests are prepared once (``max_model_len`` is cluster-wide)."""
     base = config.base_sim_config()
     pools = config.resolved_pools()
     cfgs = [_pool_config(p, base, i) for i, p in enumerate(pools)]
     if requests is None:
         requests = base.workload.generate()
-    runs: list[PoolRun | None] = [None] * len(pools)
-    cache: dict[str, Prepared] = {}
-    # pools that hold whole requests first: their prepare caps outputs at max_model_len (cluster-wide)
+    groups: list[InstanceGroup | None] = [None] * len(pools)
+    resolved: dict[str, tuple[Deployment, np.ndarray]] = {}
+    # pools that hold whole requests first: they cut outputs at max_model_len (cluster-wide)
     for i in sorted(range(len(pools)), key=lambda i: pools[i].role == "prefill"):
         pool, cfg = pools[i], cfgs[i]
-        key = cfg.model_dump_json() + pool.role
-        prep = cache.get(key)
-        if prep is None:
-            try:
-                if pool.role == "prefill":  # a prefill instance holds the prompt and one output token
-                    prep = prepare(cfg, _with_outputs(requests, np.ones(len(requests), dtype=np.int64)))
-                else:
-                    prep = prepare(cfg, requests)
-                    requests = prep.requests
-            except ValueError as exc:  # BlisInputError and latency-model errors: say which pool
-                if not config.pools:
-                    raise
-                raise BlisInputError(f"pools[{i}] ({pool.name}): {exc}") from None
-            cache[key] = prep
-        runs[i] = PoolRun(pool, cfg, prep)
-    done: list[PoolRun] = [r for r in runs if r is not None]
-    # one BlockKeys per block size, from the full requests (a prefill pool's table has outputs of 1)
-    keys_by_size: dict[int, BlockKeys] = {}
-    for r in done:
-        bs = r.config.engine.block_size
-        if r.pool.role != "prefill" and bs not in keys_by_size:
-            keys_by_size[bs] = r.prep.block_keys
-    for r in done:
-        bs = r.config.engine.block_size
-        if bs not in keys_by_size:
-            keys_by_size[bs] = BlockKeys(requests, bs)
-        r.prep.block_keys = keys_by_size[bs]
-    a2 = {int(r.prep.model.output_token_processing_time_us()) for r in done}
+        key = cfg.model_dump_json()
+        try:
+            if pool.role == "prefill":  # a prefill instance holds the prompt and one output token
+                outputs = np.ones(len(requests), dtype=np.int64)
+                prepare_requests(cfg, requests_with_outputs(requests, outputs))
+            else:
+                requests = prepare_requests(cfg, requests)
+                outputs = requests.output_tokens
+            if key not in resolved:
+                dep = resolve_deployment(cfg)
+                resolved[key] = (dep, None)
+            dep = resolved[key][0]
+            check_fits(dep, requests.input_tokens, outputs)
+            if resolved[key][1] is None:
+                resolved[key] = (dep, enter_times(dep, requests))
+        except ValueError as exc:  # BlisInputError and latency-model errors: say which pool
+            if not config.pools:
+                raise
+            raise BlisInputError(f"pools[{i}] ({pool.name}): {exc}") from None
+        groups[i] = InstanceGroup(pool.name, pool.role, dep, resolved[key][1])
+    done = [g for g in groups if g is not None]
+    a2 = {g.deployment.output_token_time_us for g in done}
     if len(a2) > 1:
         raise BlisInputError(f"pools: the latency models' output-token processing times differ ({sorted(a2)} us); "
                              "a cluster needs one value")
@@ -136,8 +126,8 @@ def _prepare_pools(config: ClusterConfig, requests: RequestTable | None) -> tupl
 
 
 def build_cluster(config: ClusterConfig, requests: RequestTable | None = None) -> Cluster:
-    """Prepare every pool, create the instances, decide admission and set up routing (nothing runs yet)."""
-    requests, pools = _prepare_pools(config, requests)
+    """Resolve every pool, create the instances, decide admission and set up routing (nothing runs yet)."""
+    requests, groups = _resolve_pools(config, requests)
     n = len(requests)
     env = simpy.Environment()
     disagg = config.disaggregated
@@ -148,24 +138,21 @@ def build_cluster(config: ClusterConfig, requests: RequestTable | None = None) -
     log: RequestLog = PrefillLog(n, lambda idx: handoff_box[0](idx)) if disagg else RequestLog(n)
     inputs = requests.input_tokens.tolist()
     outputs = requests.output_tokens.tolist()
-    ones = [1] * n
+    keys_by_size: dict[int, BlockKeys] = {}  # one per block size, from the full requests
     instances: list[Instance] = []
     stage1: list[Instance] = []
     decode: list[Instance] = []
-    for run in pools:
-        role = run.pool.role
-        enter = run.prep.enter_us.tolist()
-        for _ in range(run.pool.count):
-            inst = Instance(env, len(instances), run.config.engine, run.prep.num_blocks, run.prep.model,
-                            run.prep.block_keys, decode_log if role == "decode" else log, inputs,
-                            ones if role == "prefill" else outputs, enter)
-            if role == "decode":
-                inst.scheduler.kv_preloaded = True
-                decode.append(inst)
-            else:
-                stage1.append(inst)
+    pools = config.resolved_pools()
+    for pool, group in zip(pools, groups):
+        bs = group.deployment.engine.block_size
+        if bs not in keys_by_size:
+            keys_by_size[bs] = BlockKeys(requests, bs)
+        enter = group.enter_us.tolist()
+        for _ in range(pool.count):
+            inst = group.add_instance(env, len(instances), keys_by_size[bs],
+                                      decode_log if group.role == "decode" else log, inputs, outputs, enter)
+            (decode if group.role == "decode" else stage1).append(inst)
             instances.append(inst)
-            run.instances.append(inst)
 
     admitted = admission_mask(create_admission_policy(config.admission, config), requests.arrival_us,
                               requests.input_tokens)
@@ -181,9 +168,9 @@ def build_cluster(config: ClusterConfig, requests: RequestTable | None = None) -
         decode_router = create_router(config.routing, decode, signals[1], config)
     bytes_per_token, source = 0.0, ""
     if disagg:
-        prefill_cfg = next(r.config for r in pools if r.pool.role == "prefill")
-        bytes_per_token, source = kv_bytes_per_token(prefill_cfg, config.pd_kv_bytes_per_token)
-    cluster = Cluster(config, env, requests, pools, instances, stage1, decode, log, decode_log, admitted, router,
+        prefill = next(g.deployment for g in groups if g.role == "prefill")
+        bytes_per_token, source = kv_bytes_per_token(prefill, config.pd_kv_bytes_per_token)
+    cluster = Cluster(config, env, requests, groups, instances, stage1, decode, log, decode_log, admitted, router,
                       decode_router, signals, transfer_start, transfer_dur, source)
     if disagg:
         handoff_box.append(_handoff(cluster, bytes_per_token))
@@ -201,10 +188,10 @@ def _handoff(cluster: Cluster, bytes_per_token: float) -> Callable[[int], None]:
     arrival = cluster.requests.arrival_us
     # the decode instance's API-server delay for each request (its pool's queueing model)
     delays = [None] * len(decode)
-    for run in cluster.pools:
-        if run.pool.role == "decode":
-            d = (run.prep.enter_us - arrival).tolist()
-            for inst in run.instances:
+    for group in cluster.groups:
+        if group.role == "decode":
+            d = (group.enter_us - arrival).tolist()
+            for inst in group.instances:
                 delays[decode.index(inst)] = d
     bw, lat = cfg.pd_transfer_bandwidth, cfg.pd_transfer_latency_ms
     start, dur = cluster.transfer_start_us, cluster.transfer_us
@@ -274,7 +261,7 @@ def _assign_static(cluster: Cluster, order: np.ndarray) -> None:
         else np.array([cluster.router.choose(int(i)) for i in order], dtype=np.int64)
     for pos, inst in enumerate(stage1):
         mine = order[positions == pos]
-        enter = np.asarray(inst._enter_us)[mine] if len(mine) else np.zeros(0, dtype=np.int64)
+        enter = np.asarray(inst.enter_us)[mine] if len(mine) else np.zeros(0, dtype=np.int64)
         mine = mine[np.argsort(enter, kind="stable")]
         cluster.log.instance[mine] = inst.index
         inst.assign_all(mine.tolist())
@@ -311,7 +298,7 @@ def run_cluster(cluster: Cluster, progress: ProgressFn | None = None) -> None:
     dynamic = not cluster.router.static
     loop = None
     if cfg.workload.closed_loop:  # sends depend on completions (blis.workload.closed_loop)
-        from blis.workload.closed_loop_cluster import ClusterLoop
+        from blis.cluster.closed_loop import ClusterLoop
 
         loop = ClusterLoop(cluster)
         loop.start()
@@ -349,8 +336,7 @@ def simulate_cluster(config: ClusterConfig, requests: RequestTable | None = None
 
 # ------------------------------------------------------------------------------------------------ results
 def summarize(cluster: Cluster) -> SimResult:
-    from blis.cluster.report import instance_rows, pool_rows
-
+    """The cluster's result: `blis.report.build_result` with the routing, admission and P/D fields."""
     cfg = cluster.config
     req = cluster.requests
     log = cluster.log
@@ -373,7 +359,7 @@ def summarize(cluster: Cluster) -> SimResult:
         "admission_rejected_requests": int((~cluster.admitted).sum()),
         "routed_requests": int(routed.sum()),
         "disaggregated": cluster.disaggregated,
-        "pools": pool_rows(cluster),
+        "pools": pool_rows(cluster.groups),
     })
     extra_columns: dict = {"admission_rejected": ~cluster.admitted}
     if cluster.disaggregated:
@@ -394,12 +380,7 @@ def summarize(cluster: Cluster) -> SimResult:
             "transfer_start_ms": cluster.transfer_start_us / 1000.0,
             "transfer_ms": transfer_ms,
         })
-    first = cluster.pools[0].prep
-    prep = Prepared(first.config, req, first.model, first.latency_model_name, first.latency_model_reason,
-                    first.num_blocks, first.enter_us, first.block_keys)
-    res = collect(prep, cluster.instances, log, extra=extra, decode_log=cluster.decode_log,
-                  extra_columns=extra_columns)
-    res.summary["total_kv_blocks"] = int(sum(i.scheduler.pool.num_blocks for i in cluster.instances))
-    res.instance_rows = instance_rows(cluster, res)
+    res = build_result(req, cluster.groups, log, decode_log=cluster.decode_log, extra=extra,
+                       extra_columns=extra_columns, instance_table=True)
     res.summary["instances"] = res.instance_rows
     return res

@@ -1,6 +1,6 @@
-"""`ClusterConfig`: many serving instances behind one router (a `SimConfig` plus cluster fields).
+"""`ClusterConfig`: many serving instances behind one router (the `ServingConfig` fields plus cluster fields).
 
-The base `SimConfig` fields describe the instance type used when no ``pools`` are given
+The base fields (those of a `SimConfig`) describe the instance type used when no ``pools`` are given
 (``num_instances`` identical instances, or ``prefill_instances`` + ``decode_instances`` for
 prefill/decode disaggregation). ``pools`` describe a heterogeneous cluster: each pool overrides some of the
 base fields (model, hardware, tp, latency model, engine limits) for ``count`` instances.
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from blis.config import EngineConfig, SimConfig
+from blis.config import EngineConfig, ServingConfig, SimConfig
 from blis.errors import BlisInputError
 
 Role = Literal["mixed", "prefill", "decode"]
@@ -110,7 +110,7 @@ def parse_scorers(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(pairs)
 
 
-class ClusterConfig(SimConfig):
+class ClusterConfig(ServingConfig):
     """A cluster: instances (identical or pools), routing, admission, optional P/D disaggregation.
 
     Times: ``snapshot_refresh_ms`` and ``pd_transfer_latency_ms`` in milliseconds; bandwidth in GB/s

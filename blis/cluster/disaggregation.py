@@ -19,30 +19,27 @@ them before pulling).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from blis.config import SimConfig
-from blis.engine.timeline import RequestLog
+from blis.engine import RequestLog
 from blis.errors import BlisInputError
 
-# Used only when the model-spec module is absent: llama-2-7b at tp=1 (32 layers x 32 KV heads x 128 head
-# dim x K and V x 2 bytes), from its published architecture.
-FALLBACK_KV_BYTES_PER_TOKEN = 2 * 32 * 32 * 128 * 2
+if TYPE_CHECKING:  # pragma: no cover
+    from blis.run import Deployment
 
 
-def kv_bytes_per_token(config: SimConfig, override: float | None = None) -> tuple[float, str]:
-    """KV bytes one prompt token occupies summed over the TP GPUs of ``config``, and where it came from."""
+def kv_bytes_per_token(prefill: Deployment, override: float | None = None) -> tuple[float, str]:
+    """KV bytes one prompt token occupies summed over the TP GPUs of the prefill deployment, and where it
+    came from."""
     if override is not None:
         return float(override), "pd_kv_bytes_per_token"
     try:
-        from blis.physics.model_spec import get_model, load_hf_config
-    except ModuleNotFoundError:  # pragma: no cover - the physics module ships with blis
-        return float(FALLBACK_KV_BYTES_PER_TOKEN), "fallback: llama-2-7b tp1 (model spec module missing)"
-    try:
-        spec = load_hf_config(config.model_config_path) if config.model_config_path else get_model(config.model)
+        spec = prefill.require_model_spec()
     except BlisInputError as exc:
         raise BlisInputError(f"pd_kv_bytes_per_token: cannot size the KV transfer ({exc}); "
                              "give --pd-kv-bytes-per-token") from None
-    return float(spec.kv_bytes_per_token(config.tp) * config.tp), f"model spec {spec.name} tp{config.tp}"
+    tp = prefill.tp
+    return float(spec.kv_bytes_per_token(tp) * tp), f"model spec {spec.name} tp{tp}"
 
 
 def transfer_time_us(prompt_tokens: int, bytes_per_token: float, bandwidth_gb_s: float, latency_ms: float) -> int:

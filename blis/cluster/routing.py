@@ -4,8 +4,9 @@ A router picks among its candidate instances (all instances, or one stage of a d
 when a request arrives. It sees instance state through `Signals`: the waiting queue, running batch and KV
 utilisation as of the last snapshot (refreshed every ``snapshot_refresh_ms``, as real routers scrape
 metrics), plus the in-flight counts the router itself keeps (requests routed but not yet in the instance's
-queue), which are always fresh. Prefix affinity reads the instances' prefix caches directly (real routers
-follow them through KV-cache events, near real time). Ties go to the lowest instance index.
+queue), which are always fresh. Prefix affinity probes the instances' prefix caches directly
+(`Instance.prefix_hit_blocks`; real routers follow them through KV-cache events, near real time). Ties go to
+the lowest instance index. Routers read instances only through `blis.engine`'s read-only surface.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from operator import add, attrgetter
 from typing import Protocol
 
+from blis.engine import LoadProbe
 from blis.errors import BlisInputError
 
 
@@ -24,10 +26,12 @@ class Signals:
     kv_utilization: fraction of KV blocks in use at the last refresh. ``fresh``: refreshed before every
     routing decision (``snapshot_refresh_ms`` = 0)."""
 
-    __slots__ = ("fresh", "instances", "kv_utilization", "refreshed_at_us", "running", "version", "waiting")
+    __slots__ = ("fresh", "instances", "kv_utilization", "probe", "refreshed_at_us", "running", "version",
+                 "waiting")
 
     def __init__(self, instances: list, fresh: bool) -> None:
         self.instances = instances
+        self.probe = LoadProbe(instances)
         self.fresh = fresh
         n = len(instances)
         self.waiting = [0] * n
@@ -37,13 +41,10 @@ class Signals:
         self.version = 0  # bumped by every refresh
 
     def refresh(self, now_us: int = 0) -> None:
-        waiting, running, kv = self.waiting, self.running, self.kv_utilization
-        for i, inst in enumerate(self.instances):
-            s = inst.scheduler
-            pool = s.pool
-            waiting[i] = len(s.waiting)
-            running[i] = len(s.running)
-            kv[i] = (pool.num_blocks - pool.num_free) / pool.num_blocks
+        probe = self.probe  # new lists each refresh: readers look the attributes up per decision
+        self.waiting = probe.waiting()
+        self.running = probe.running()
+        self.kv_utilization = probe.kv_utilization()
         self.refreshed_at_us = now_us
         self.version += 1
 
@@ -90,18 +91,15 @@ class LeastLoaded:
     def __init__(self, candidates: list, signals: Signals, config=None) -> None:
         self.instances = candidates
         self.signals = signals
-        # the scheduler's queues are never replaced, so their lengths can be read in bulk
-        self._waiting = [c.scheduler.waiting for c in candidates]
-        self._running = [c.scheduler.running for c in candidates]
         self._in_flight = attrgetter("in_flight")
+        self._fresh_total = signals.probe.total if signals.fresh else None
 
     def loads(self) -> list[int]:
         """Load of every candidate as the router sees it now."""
-        in_flight = map(self._in_flight, self.instances)
-        if self.signals.fresh:
-            return list(map(add, map(add, map(len, self._waiting), map(len, self._running)), in_flight))
+        if self._fresh_total is not None:
+            return self._fresh_total()
         sig = self.signals
-        return list(map(add, map(add, sig.waiting, sig.running), in_flight))
+        return list(map(add, map(add, sig.waiting, sig.running), map(self._in_flight, self.instances)))
 
     def choose(self, idx: int) -> int:
         loads = self.loads()
@@ -188,24 +186,14 @@ def kv_utilization_score(idx: int, instances: list, sig: Signals) -> list[float]
 
 def prefix_affinity_score(idx: int, instances: list, sig: Signals) -> list[float] | None:
     """Fraction of the request's full prompt blocks each instance holds in its prefix cache."""
-    if not instances[0].scheduler.bk.shareable[idx]:  # nothing it could share (same for every block size)
+    hits = sig.probe.prefix_hit_blocks(idx)
+    if not any(hits):  # no information: the same for every candidate
         return None
     out = []
-    keys_by_bk: dict = {}
-    any_hit = False
-    for c in instances:
-        bk = c.scheduler.bk
-        n = bk._input[idx] // bk.block_size
-        if n == 0:
-            out.append(0.0)
-            continue
-        keys = keys_by_bk.get(id(bk))
-        if keys is None:
-            keys = keys_by_bk[id(bk)] = bk.keys(idx, n)
-        hits, _ = c.scheduler.pool.num_cached_hits(keys, n)
-        any_hit = any_hit or hits > 0
-        out.append(hits / n)
-    return out if any_hit else None
+    for c, h in zip(instances, hits):
+        n = c.num_prompt_blocks(idx)
+        out.append(h / n if n else 0.0)
+    return out
 
 
 _SCORERS: dict[str, Scorer] = {

@@ -92,14 +92,14 @@ def register(sub) -> None:
         add_cluster_arguments = None
     if add_cluster_arguments is not None:
         add_cluster_arguments(p)
-    from blis.workload import cli_args as workload_args  # closed loop, fixed lengths, sweeps, --emit
+    from blis.commands import workload_args  # closed loop, fixed lengths, sweeps, --emit
 
     workload_args.add_arguments(p)
     p.set_defaults(handler=run)
 
 
 def _rate_points(text: str):
-    from blis.workload.cli_args import rate_points
+    from blis.commands.workload_args import rate_points
 
     try:
         return rate_points(text)
@@ -131,7 +131,7 @@ def build_config(args):
         rate = args.rate[0] if isinstance(args.rate, list) else args.rate  # a sweep starts at its first point
         workload = workload.with_overrides(rate=rate, num_requests=args.num_requests, seed=args.seed,
                                            arrival=args.arrival, cv=args.cv)
-    from blis.workload import cli_args as workload_args
+    from blis.commands import workload_args
 
     workload = workload_args.apply(args, workload, notes)
     engine_fields = {
@@ -213,7 +213,7 @@ def run(args) -> int:
             from blis.cluster.cli_args import maybe_simulate_cluster
         except ModuleNotFoundError:
             maybe_simulate_cluster = None
-        from blis.workload import cli_args as workload_args
+        from blis.commands import workload_args
 
         def run_one(cfg):  # one sweep point: the cluster the flags describe, or one instance
             res = maybe_simulate_cluster(args, cfg) if maybe_simulate_cluster is not None else None

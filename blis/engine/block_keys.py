@@ -20,7 +20,7 @@ class BlockKeys:
     """Builds the keys of a request's full blocks; knows which requests can ever share blocks."""
 
     __slots__ = ("block_size", "_input", "_output", "_group", "_prefix_len", "_prompt_id", "_parent",
-                 "shareable", "is_parent")
+                 "shareable", "is_parent", "_prompt_memo")
 
     def __init__(self, requests: RequestTable, block_size: int) -> None:
         self.block_size = block_size
@@ -41,6 +41,18 @@ class BlockKeys:
         share = (requests.prefix_group >= 0) | repeated | is_parent | (requests.parent >= 0)
         self.shareable = share.tolist()
         self.is_parent = is_parent.tolist()
+        self._prompt_memo: tuple = (-1, [])  # (request, keys of its full prompt blocks): routers ask per instance
+
+    def num_prompt_blocks(self, r: int) -> int:
+        """Full blocks of request ``r``'s prompt."""
+        return self._input[r] // self.block_size
+
+    def prompt_keys(self, r: int) -> list:
+        """Keys of the full blocks of request ``r``'s prompt (read-only; the last answer is kept, since every
+        instance sharing these keys asks for the same request in turn)."""
+        if self._prompt_memo[0] != r:
+            self._prompt_memo = (r, self.keys(r, self._input[r] // self.block_size))
+        return self._prompt_memo[1]
 
     def keys(self, r: int, num_blocks: int) -> list:
         """Keys of the first ``num_blocks`` full blocks of request ``r``'s sequence."""

@@ -4,12 +4,18 @@ Requests reach the instance at their *enter* time (arrival plus the API server's
 the scheduler's WAITING queue at the next ``schedule()`` (a step already running finishes first, as in
 vLLM's busy loop). The instance then loops: schedule, ask the latency model for the step's duration,
 sleep that long, apply the step's outcome.
+
+What the rest of blis may read is the read-only surface: `load()`, `prefix_hit_blocks()`, `cache_stats()`,
+the step log ``steps``, the counters ``num_routed``/``in_flight`` and ``num_kv_blocks``; what it may do is
+feed requests (`assign_all`, `push`, `close`). The scheduler and its block pool stay inside the engine.
 """
 
 from __future__ import annotations
 
 import heapq
-from typing import Callable, Optional
+from dataclasses import dataclass
+from operator import add, attrgetter
+from typing import Callable, Literal, Optional
 
 import simpy
 
@@ -19,23 +25,65 @@ from blis.engine.scheduler import Scheduler
 from blis.engine.timeline import RequestLog, StepLog
 from blis.latency.base import LatencyModel
 
+Role = Literal["mixed", "prefill", "decode"]
+ROLES = ("mixed", "prefill", "decode")
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceLoad:
+    """What an instance holds at one moment (requests; KV blocks)."""
+
+    waiting: int  # in the scheduler's WAITING queue
+    running: int  # in the running batch
+    in_flight: int  # routed here, still in the API server (not yet WAITING)
+    kv_blocks_used: int
+    kv_blocks_total: int
+
+    @property
+    def kv_utilization(self) -> float:
+        return self.kv_blocks_used / self.kv_blocks_total
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Prefix-cache counters of one instance, in blocks: looked up (``queries``) and served (``hits``)."""
+
+    hits: int
+    queries: int
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.queries if self.queries else 0.0
+
 
 class Instance:
-    """One vLLM-V1 engine on the shared SimPy environment."""
+    """One vLLM-V1 engine on the shared SimPy environment.
+
+    ``role``: "mixed" serves whole requests; "prefill" (P/D) computes each prompt and one output token;
+    "decode" (P/D) receives each request with the KV of all but its last prompt token already computed
+    elsewhere. ``enter_us``: per request, when it would enter this instance's WAITING queue if routed at its
+    arrival (arrival plus the API server's delay), microseconds.
+    """
 
     def __init__(self, env: simpy.Environment, index: int, engine: EngineConfig, num_blocks: int,
                  model: LatencyModel, block_keys: BlockKeys, log: RequestLog, input_tokens: list,
-                 output_tokens: list, enter_us: list,
+                 output_tokens: list, enter_us: list, role: Role = "mixed",
                  on_finish: Optional[Callable[[int], None]] = None) -> None:
         """``on_finish(idx)`` (optional) is called when request ``idx`` is done here: at the end of the step
         that emitted its last token, or when the instance refuses it at entry (prompt >= max_model_len)."""
+        if role not in ROLES:
+            raise ValueError(f"role: {role!r} is not one of {', '.join(ROLES)}")
         self.env = env
         self.index = index
+        self.role = role
         self.engine = engine
         self.model = model
         self.log = log
         self.steps = StepLog()
-        self.scheduler = Scheduler(engine, num_blocks, block_keys, log, input_tokens, output_tokens)
+        self.scheduler = Scheduler(engine, num_blocks, block_keys, log, input_tokens, output_tokens,
+                                   kv_preloaded=role == "decode", prefill_only=role == "prefill")
+        self._pool = self.scheduler.pool
+        self._keys = block_keys
         self.on_finish = on_finish
         self._input = input_tokens
         self._enter_us = enter_us
@@ -160,9 +208,45 @@ class Instance:
                       sched.step_preemptions, len(sched.waiting))
             prev_start = now
             yield env.timeout(duration)
-            sched.finish_step()
+            sched.update_from_output()
 
-    # --------------------------------------------------------------- state
+    # ------------------------------------------------------ read-only surface
+    def load(self) -> InstanceLoad:
+        """A frozen snapshot of what the instance holds now."""
+        s = self.scheduler
+        pool = self._pool
+        return InstanceLoad(len(s.waiting), len(s.running), self.in_flight, pool.num_blocks - pool.num_free,
+                            pool.num_blocks)
+
+    def prefix_hit_blocks(self, req: int) -> int:
+        """Full prompt blocks of request ``req`` this instance's prefix cache holds now (a probe: it changes
+        and counts nothing). 0 when prefix caching is off or the request shares with nobody."""
+        keys = self._keys
+        if not (self.scheduler.prefix_caching and keys.shareable[req]):
+            return 0
+        n = keys.num_prompt_blocks(req)
+        if n == 0:
+            return 0
+        return self._pool.num_cached_hits(keys.prompt_keys(req), n)[0]
+
+    def num_prompt_blocks(self, req: int) -> int:
+        """Full KV blocks request ``req``'s prompt fills on this instance (its block size)."""
+        return self._keys.num_prompt_blocks(req)
+
+    def cache_stats(self) -> CacheStats:
+        """Prefix-cache counters since the start of the run."""
+        return CacheStats(self._pool.hits, self._pool.queries)
+
+    @property
+    def num_kv_blocks(self) -> int:
+        """KV blocks the instance holds (the pool size)."""
+        return self._pool.num_blocks
+
+    @property
+    def enter_us(self) -> list:
+        """Per request, when it enters the WAITING queue if routed here at its arrival (us); read-only."""
+        return self._enter_us
+
     @property
     def queue_depth(self) -> int:
         return len(self.scheduler.waiting)
@@ -173,5 +257,49 @@ class Instance:
 
     @property
     def kv_utilization(self) -> float:
-        pool = self.scheduler.pool
+        pool = self._pool
         return (pool.num_blocks - pool.num_free) / pool.num_blocks
+
+
+_in_flight = attrgetter("in_flight")
+
+
+class LoadProbe:
+    """Reads the load of many instances at once, for routers that ask before every decision (the same
+    numbers as `Instance.load`, as lists indexed like ``instances``, without building snapshots)."""
+
+    __slots__ = ("instances", "_waiting", "_running", "_pools", "_shareable", "_zeros")
+
+    def __init__(self, instances: list[Instance]) -> None:
+        self.instances = instances
+        # the scheduler's queues and pools are never replaced, so they can be held and read in bulk
+        self._waiting = [i.scheduler.waiting for i in instances]
+        self._running = [i.scheduler.running for i in instances]
+        self._pools = [i.scheduler.pool for i in instances]
+        # whether a request can share blocks at all depends on the requests only (same for every block size)
+        self._shareable = instances[0]._keys.shareable if instances else []
+        self._zeros = [0] * len(instances)
+
+    def waiting(self) -> list[int]:
+        return list(map(len, self._waiting))
+
+    def running(self) -> list[int]:
+        return list(map(len, self._running))
+
+    def in_flight(self) -> list[int]:
+        return list(map(_in_flight, self.instances))
+
+    def kv_utilization(self) -> list[float]:
+        return [(p.num_blocks - p.num_free) / p.num_blocks for p in self._pools]
+
+    def prefix_hit_blocks(self, req: int) -> list[int]:
+        """`Instance.prefix_hit_blocks` of every instance (read-only list); all zeros at once for a request
+        that shares nothing."""
+        if not self._shareable[req]:
+            return self._zeros
+        return [i.prefix_hit_blocks(req) for i in self.instances]
+
+    def total(self) -> list[int]:
+        """waiting + running + in flight, per instance."""
+        return list(map(add, map(add, map(len, self._waiting), map(len, self._running)),
+                        map(_in_flight, self.instances)))

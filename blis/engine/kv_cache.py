@@ -40,7 +40,7 @@ class BlockPool:
 
     def num_cached_hits(self, keys: list, max_blocks: int) -> tuple[int, int]:
         """Length of the longest cached prefix of ``keys`` (at most ``max_blocks``), and how many of those
-        blocks are currently free (taking them uses free blocks, as in vLLM)."""
+        blocks are currently free (taking them uses free blocks, as in vLLM). A pure probe: counts nothing."""
         cached = self._cached
         n = 0
         free_hits = 0
@@ -54,8 +54,14 @@ class BlockPool:
             n += 1
         return n, free_hits
 
+    def count_lookup(self, num_blocks: int) -> None:
+        """Count a prefix-cache lookup of ``num_blocks`` blocks (the hit-rate denominator; vLLM counts the
+        blocks a scheduling attempt queries, also for requests whose blocks can never be shared)."""
+        self.queries += num_blocks
+
     def touch(self, keys: list, n: int) -> None:
-        """Take the first ``n`` cached blocks of ``keys`` for a request (prefix hit)."""
+        """Take the first ``n`` cached blocks of ``keys`` for a request (prefix hit; counted in ``hits``)."""
+        self.hits += n
         cached = self._cached
         ref = self._ref
         for i in range(n):

@@ -2,9 +2,10 @@
 
 Follows `vllm/v1/core/sched/scheduler.py` (see shared docs `vllm-v1-scheduling.md`):
 1. RUNNING requests in list (admission) order: a decode takes 1 token, an unfinished prefill
-   ``min(rest, long_prefill_token_threshold if > 0, budget left)``; a request that cannot get a KV block
+   `prefill_chunk` (``min(rest, long_prefill_token_threshold if > 0, token_budget left)``); a request that
+   cannot get a KV block
    preempts the last running request (recompute) until it fits or preempts itself.
-2. WAITING requests FCFS, only if nothing was preempted, while budget is left, ``len(running) <
+2. WAITING requests FCFS, only if nothing was preempted, while token budget is left, ``len(running) <
    max_num_seqs`` and their blocks (prefix-cache hits that are free count) can be allocated.
 3. After the step: a request whose last prompt chunk ran emits a token; every decode emits one; a request
    with all its output tokens finishes and frees its blocks (their content stays cached).
@@ -13,7 +14,7 @@ Speed: decode progress is implicit. A decoding request is anchored at the step `
 decoding with ``c0`` tokens in KV; at step k it holds ``c0 + k - k0`` and needs a new block exactly when
 ``k % B == (k0 - c0) % B`` (its *residue*), so the blocks all decoders need in a step are one counter
 lookup, and its finish step is known in advance. Per-request work happens only at admission, prefill
-chunks, preemption, skips (budget exhausted) and exit.
+chunks, preemption, skips (token budget exhausted) and exit.
 """
 
 from __future__ import annotations
@@ -22,35 +23,9 @@ from collections import deque
 
 from blis.engine.block_keys import BlockKeys
 from blis.engine.kv_cache import BlockPool
+from blis.engine.request import FINISHED, RUNNING_DECODE, RUNNING_PREFILL, WAITING, Request, prefill_chunk
 from blis.engine.timeline import RequestLog
 from blis.latency.base import StepBatch
-
-WAITING, PREFILL, DECODE, DONE = 0, 1, 2, 3
-
-
-class Request:
-    """Live state of one admitted-or-waiting request (dropped when it finishes)."""
-
-    __slots__ = ("idx", "prompt_len", "out_total", "num_tokens", "num_computed", "emitted", "state",
-                 "keys", "all_keys", "keyed", "k0", "c0", "e0", "residue", "finish_step", "seg_start",
-                 "chunk", "took_block", "preloaded")
-
-    def __init__(self, idx: int, prompt_len: int, out_total: int, keyed: bool) -> None:
-        self.idx = idx
-        self.prompt_len = prompt_len
-        self.out_total = out_total
-        self.num_tokens = prompt_len  # prompt plus tokens generated before a preemption
-        self.num_computed = 0  # tokens in KV (while not decoding)
-        self.emitted = 0  # output tokens emitted (while not decoding; e0 + k - k0 while decoding)
-        self.state = WAITING
-        self.keys: list = []  # content key (or None) of each block held, in sequence order
-        self.all_keys: list | None = None  # keys of the full blocks of num_tokens, while prefilling
-        self.keyed = keyed
-        self.k0 = self.c0 = self.e0 = self.residue = self.finish_step = 0
-        self.seg_start = -1
-        self.chunk = 0  # tokens scheduled in the current step
-        self.took_block = False  # a decode block was allocated for it in the current step
-        self.preloaded = 0  # prompt tokens whose KV arrived from a prefill instance (P/D), not computed here
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -61,9 +36,10 @@ class Scheduler:
     """Scheduler, KV cache and running sums of one instance. Times live in the instance; this counts steps."""
 
     def __init__(self, engine, num_blocks: int, block_keys: BlockKeys, recorder: RequestLog,
-                 input_tokens: list, output_tokens: list) -> None:
+                 input_tokens: list, output_tokens: list, kv_preloaded: bool = False,
+                 prefill_only: bool = False) -> None:
         self.max_num_seqs = engine.max_num_seqs
-        self.budget = engine.max_num_batched_tokens
+        self.max_num_scheduled_tokens = engine.max_num_batched_tokens  # the token budget of one step
         self.threshold = engine.long_prefill_token_threshold
         self.B = engine.block_size
         self.prefix_caching = engine.enable_prefix_caching
@@ -87,19 +63,26 @@ class Scheduler:
         self.total_preemptions = 0
         # P/D decode instance: every request arrives with the KV of all but its last prompt token computed
         # elsewhere (vLLM's remote prefill recomputes that one token to sample the first output token)
-        self.kv_preloaded = False
+        self.kv_preloaded = kv_preloaded
         self.on_finish = None  # optional callable(idx), called as a request finishes (Instance's hook)
+        # P/D prefill instance: every request computes its prompt and one output token, then leaves
+        self.prefill_only = prefill_only
+
+    @property
+    def budget(self) -> int:
+        """Token budget of one step (``max_num_batched_tokens``)."""
+        return self.max_num_scheduled_tokens
 
     # ------------------------------------------------------------------ queue
     def add_request(self, idx: int) -> None:
         """A request enters the WAITING queue (after the API server's queueing delay)."""
         if self.kv_preloaded:
             r = Request(idx, self._input[idx], self._output[idx], False)
-            r.preloaded = r.prompt_len - 1
+            r.preloaded = r.num_prompt_tokens - 1
             self.waiting.append(r)
             return
         keyed = self.prefix_caching and self.bk.shareable[idx]
-        self.waiting.append(Request(idx, self._input[idx], self._output[idx], keyed))
+        self.waiting.append(Request(idx, self._input[idx], 1 if self.prefill_only else self._output[idx], keyed))
 
     @property
     def num_waiting(self) -> int:
@@ -115,7 +98,7 @@ class Scheduler:
         k = self.step
         B = self.B
         pool = self.pool
-        budget = self.budget
+        token_budget = self.max_num_scheduled_tokens
         thr = self.threshold
         self.step_preemptions = 0
         self._scheduled_prefills = prefills = []
@@ -123,38 +106,39 @@ class Scheduler:
         batch = StepBatch()
 
         # Fast path: every running request gets all it wants and all blocks fit.
+        # (a chunk cut to the whole budget passes only when it is the step's one request: same outcome)
         demand = self.num_decoding
         need = self.residue_count[k % B]
-        for r in self.prefilling:
-            want = r.num_tokens - r.num_computed
-            if 0 < thr < want:
-                want = thr
-            demand += want
-            need += _cdiv(r.num_computed + want, B) - len(r.keys)
-        if demand <= budget and need <= pool.num_free:
-            for r in self.prefilling:
-                want = r.num_tokens - r.num_computed
-                if 0 < thr < want:
-                    want = thr
-                self._run_chunk(r, want)
-                prefills.append(r)
+        prefilling = self.prefilling
+        if prefilling:
+            wants = []
+            for r in prefilling:
+                want = prefill_chunk(r.num_tokens - r.num_computed_tokens, thr, token_budget)
+                wants.append(want)
+                demand += want
+                need += _cdiv(r.num_computed_tokens + want, B) - len(r.keys)
+        if demand <= token_budget and need <= pool.num_free:
+            if prefilling:
+                for r, want in zip(prefilling, wants):
+                    self._run_chunk(r, want)
+                    prefills.append(r)
             pool.allocate(self.residue_count[k % B])
-            budget -= demand
+            token_budget -= demand
             batch.num_decode_tokens = self.num_decoding
             batch.sum_decode_context = self.sum_decode_ctx
         else:
-            budget = self._schedule_running_slow(batch, budget)
+            token_budget = self._schedule_running_slow(batch, token_budget)
 
         if not self.step_preemptions:
-            budget = self._schedule_waiting(budget)
+            token_budget = self._schedule_waiting(token_budget)
 
         chunks = batch.prefill_chunks
         n_prefill = 0
         sampled = batch.num_decode_tokens
         for r in prefills:
-            chunks.append((r.chunk, r.num_computed - r.chunk))
+            chunks.append((r.chunk, r.num_computed_tokens - r.chunk))
             n_prefill += r.chunk
-            if r.num_computed == r.num_tokens:
+            if r.num_computed_tokens == r.num_tokens:
                 sampled += 1
         batch.num_prefill_tokens = n_prefill
         batch.num_sampled = sampled
@@ -163,7 +147,7 @@ class Scheduler:
     def _run_chunk(self, r: Request, n: int) -> None:
         """Schedule ``n`` prompt tokens of running request ``r`` and allocate/register their blocks."""
         B = self.B
-        start = r.num_computed
+        start = r.num_computed_tokens
         end = start + n
         new_blocks = _cdiv(end, B) - len(r.keys)
         if new_blocks > 0:
@@ -176,14 +160,14 @@ class Scheduler:
             for i in range(start // B, min(end // B, len(all_keys))):
                 if keys[i] is None and register(all_keys[i]):
                     keys[i] = all_keys[i]
-        r.num_computed = end
+        r.num_computed_tokens = end
         r.chunk = n
 
     def _decode_blocks_needed(self, r: Request, k: int) -> int:
         return 1 if (r.k0 - r.c0 - k) % self.B == 0 and not r.took_block else 0
 
-    def _schedule_running_slow(self, batch: StepBatch, budget: int) -> int:
-        """The general RUNNING pass: budget may run out (later requests skip the step) and a request
+    def _schedule_running_slow(self, batch: StepBatch, token_budget: int) -> int:
+        """The general RUNNING pass: token_budget may run out (later requests skip the step) and a request
         that cannot get a block preempts the tail of the running list."""
         k = self.step
         B = self.B
@@ -193,36 +177,33 @@ class Scheduler:
         scheduled_decodes: list[Request] = []
         i = 0
         stop = False
-        while i < len(order) and budget > 0 and not stop:
+        while i < len(order) and token_budget > 0 and not stop:
             r = order[i]
             i += 1
-            if r.state == WAITING:  # preempted earlier in this pass
+            if r.status == WAITING:  # preempted earlier in this pass
                 continue
-            if r.state == DECODE:
+            if r.status == RUNNING_DECODE:
                 want = 1
                 need = self._decode_blocks_needed(r, k)
             else:
-                want = r.num_tokens - r.num_computed
-                if 0 < thr < want:
-                    want = thr
-                want = min(want, budget)
-                need = _cdiv(r.num_computed + want, B) - len(r.keys)
+                want = prefill_chunk(r.num_tokens - r.num_computed_tokens, thr, token_budget)
+                need = _cdiv(r.num_computed_tokens + want, B) - len(r.keys)
             while need > pool.num_free:
                 victim = next(reversed(self.running))
-                if victim.state == DECODE and victim in scheduled_decodes:
+                if victim.status == RUNNING_DECODE and victim in scheduled_decodes:
                     scheduled_decodes.remove(victim)
-                    budget += 1
-                elif victim.state == PREFILL and victim in self._scheduled_prefills:
+                    token_budget += 1
+                elif victim.status == RUNNING_PREFILL and victim in self._scheduled_prefills:
                     self._scheduled_prefills.remove(victim)
-                    budget += victim.chunk
-                    victim.num_computed -= victim.chunk
+                    token_budget += victim.chunk
+                    victim.num_computed_tokens -= victim.chunk
                 self._preempt(victim)
                 if victim is r:
                     stop = True
                     break
             if stop:
                 break
-            if r.state == DECODE:
+            if r.status == RUNNING_DECODE:
                 if need:
                     pool.allocate(1)
                     r.took_block = True
@@ -230,18 +211,18 @@ class Scheduler:
             else:
                 self._run_chunk(r, want)
                 self._scheduled_prefills.append(r)
-            budget -= want
+            token_budget -= want
         # Decoding requests that got no token this step skip it: shift their anchor by one step.
         if len(scheduled_decodes) != self.num_decoding:
             chosen = set(scheduled_decodes)
             for r in self.running:
-                if r.state == DECODE and r not in chosen:
+                if r.status == RUNNING_DECODE and r not in chosen:
                     self._skip(r)
         for r in scheduled_decodes:
             r.took_block = False
         batch.num_decode_tokens = len(scheduled_decodes)
         batch.sum_decode_context = sum(r.c0 + k - r.k0 for r in scheduled_decodes)
-        return budget
+        return token_budget
 
     def _skip(self, r: Request) -> None:
         k = self.step
@@ -252,18 +233,18 @@ class Scheduler:
         r.k0 = k + 1
         r.residue = (r.k0 - r.c0) % self.B
         self.residue_count[r.residue] += 1
-        r.finish_step += 1
-        self.finish_at.setdefault(r.finish_step, []).append(r)
+        r.final_step += 1
+        self.finish_at.setdefault(r.final_step, []).append(r)
         r.seg_start = k + 1
         self._skipped.append(r)
 
-    def _schedule_waiting(self, budget: int) -> int:
+    def _schedule_waiting(self, token_budget: int) -> int:
         B = self.B
         thr = self.threshold
         pool = self.pool
         waiting = self.waiting
         running = self.running
-        while waiting and budget > 0 and len(running) < self.max_num_seqs:
+        while waiting and token_budget > 0 and len(running) < self.max_num_seqs:
             r = waiting[0]
             hit_blocks = free_hits = 0
             if r.keyed:
@@ -274,38 +255,33 @@ class Scheduler:
             if r.preloaded:  # KV received from a prefill instance: no compute, fresh blocks
                 hit_tokens = r.preloaded
             else:
-                pool.queries += (r.num_tokens - 1) // B
+                pool.count_lookup((r.num_tokens - 1) // B)
                 hit_tokens = hit_blocks * B
-            new = r.num_tokens - hit_tokens
-            if 0 < thr < new:
-                new = thr
-            if new > budget:
-                new = budget
+            new = prefill_chunk(r.num_tokens - hit_tokens, thr, token_budget)
             need = _cdiv(hit_tokens + new, B) - hit_blocks + free_hits
             if need > pool.num_free:
                 break
             waiting.popleft()
             if hit_blocks:
-                pool.touch(r.all_keys, hit_blocks)
-                pool.hits += hit_blocks
+                pool.touch(r.all_keys, hit_blocks)  # counts the hits
                 r.keys = r.all_keys[:hit_blocks]
-            r.num_computed = hit_tokens
-            r.state = PREFILL
+            r.num_computed_tokens = hit_tokens
+            r.status = RUNNING_PREFILL
             running[r] = None
             self.prefilling[r] = None
             self.rec.on_scheduled(r.idx, self.step, hit_tokens)
             self._run_chunk(r, new)
             self._scheduled_prefills.append(r)
-            budget -= new
-        return budget
+            token_budget -= new
+        return token_budget
 
     # ------------------------------------------------------------- preemption
     def _preempt(self, r: Request) -> None:
         """Recompute preemption: free every block (content stays cached), back to the WAITING front."""
         k = self.step
-        if r.state == DECODE:
+        if r.status == RUNNING_DECODE:
             kv_tokens = r.c0 + k - r.k0
-            r.emitted = r.e0 + k - r.k0
+            r.num_output_tokens = r.e0 + k - r.k0
             self.num_decoding -= 1
             self.sum_decode_ctx -= kv_tokens
             self.residue_count[r.residue] -= 1
@@ -313,16 +289,16 @@ class Scheduler:
             held = _cdiv(kv_tokens + (1 if r.took_block else 0), self.B)
             r.took_block = False
         else:
-            kv_tokens = r.num_computed
+            kv_tokens = r.num_computed_tokens
             held = len(r.keys)
             del self.prefilling[r]
         del self.running[r]
         # its own blocks are worth caching now: it will look them up when it resumes
         r.keyed = self.prefix_caching
         self._release(r, kv_tokens, held)
-        r.state = WAITING
-        r.num_tokens = r.prompt_len + r.emitted
-        r.num_computed = 0
+        r.status = WAITING
+        r.num_tokens = r.num_prompt_tokens + r.num_output_tokens
+        r.num_computed_tokens = 0
         r.preloaded = 0  # its KV is gone: recomputed here on resume
         r.keys = []
         r.all_keys = None
@@ -349,40 +325,41 @@ class Scheduler:
         self.pool.release(keys, anonymous)
 
     # ------------------------------------------------------------ after step
-    def finish_step(self) -> None:
-        """Apply the outcome of step ``self.step`` (tokens emitted, finishes), then advance the step."""
+    def update_from_output(self) -> None:
+        """Apply the outcome of step ``self.step`` (tokens emitted, finishes), then advance the step
+        (vLLM's ``Scheduler.update_from_output``)."""
         k = self.step
         B = self.B
         rec = self.rec
         self.sum_decode_ctx += self.num_decoding - len(self._skipped)
         for r in self._scheduled_prefills:
             r.chunk = 0
-            if r.num_computed < r.num_tokens:
+            if r.num_computed_tokens < r.num_tokens:
                 continue
             # last prompt chunk ran: it emits a token
             del self.prefilling[r]
             r.all_keys = None
-            r.emitted += 1
+            r.num_output_tokens += 1
             r.seg_start = k
-            if r.emitted == 1:
+            if r.num_output_tokens == 1:
                 rec.on_first_token(r.idx, k)
-            if r.emitted >= r.out_total:
-                self._finish(r, k, r.num_computed)
+            if r.num_output_tokens >= r.max_tokens:
+                self._finish(r, k, r.num_computed_tokens)
                 continue
-            r.state = DECODE
+            r.status = RUNNING_DECODE
             r.k0 = k + 1
-            r.c0 = r.num_computed
-            r.e0 = r.emitted
+            r.c0 = r.num_computed_tokens
+            r.e0 = r.num_output_tokens
             r.residue = (r.k0 - r.c0) % B
             self.residue_count[r.residue] += 1
             self.num_decoding += 1
             self.sum_decode_ctx += r.c0
-            r.finish_step = r.k0 + (r.out_total - r.e0) - 1
-            self.finish_at.setdefault(r.finish_step, []).append(r)
+            r.final_step = r.k0 + (r.max_tokens - r.e0) - 1
+            self.finish_at.setdefault(r.final_step, []).append(r)
         done = self.finish_at.pop(k, None)
         if done:
             for r in done:
-                if r.state != DECODE or r.finish_step != k:
+                if r.status != RUNNING_DECODE or r.final_step != k:
                     continue  # stale entry (skipped or preempted since)
                 kv_tokens = r.c0 + k + 1 - r.k0
                 self.num_decoding -= 1
@@ -397,7 +374,7 @@ class Scheduler:
             r.keyed = False  # its output blocks will never be looked up: keep them anonymous
         held = _cdiv(kv_tokens, self.B)
         self._release(r, kv_tokens, held)
-        r.state = DONE
+        r.status = FINISHED
         self._close_segment(r, k)
         self.rec.on_finished(r.idx, k)
         if self.on_finish is not None:
@@ -422,16 +399,16 @@ class Scheduler:
         decoding = 0
         ctx = 0
         for r in self.running:
-            if r.state == DECODE:
+            if r.status == RUNNING_DECODE:
                 decoding += 1
                 kv = r.c0 + k - r.k0
                 ctx += kv
                 held = _cdiv(kv, self.B)
-                assert r.finish_step >= k, (r.idx, r.finish_step, k)
+                assert r.final_step >= k, (r.idx, r.final_step, k)
             else:
-                assert r.state == PREFILL
+                assert r.status == RUNNING_PREFILL
                 held = len(r.keys)
-                assert r.num_computed <= r.num_tokens
+                assert r.num_computed_tokens <= r.num_tokens
             keyed = [key for key in r.keys[:held] if key is not None]
             anonymous += held - len(keyed)
             for key in keyed:
@@ -444,4 +421,4 @@ class Scheduler:
         assert self.pool.num_used == anonymous + len(holders), (self.pool.num_used, anonymous, len(holders))
         assert len(self.running) <= self.max_num_seqs
         for r in self.waiting:
-            assert r.state == WAITING
+            assert r.status == WAITING

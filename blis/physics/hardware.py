@@ -398,3 +398,11 @@ def load_hardware_file(path: str | Path) -> dict[str, HardwareSpec]:
         spec = hardware_from_dict(entry, out)
         out[spec.name] = spec
     return out
+
+
+def register_hardware(spec: HardwareSpec) -> None:
+    """Make ``spec`` a built-in GPU for this process (``--hardware NAME`` or an alias; replaces an entry of
+    the same name). A GPU everyone should have goes into ``_BUILTIN`` above instead."""
+    global _BUILTIN, _BY_KEY
+    _BUILTIN = tuple(s for s in _BUILTIN if s.name != spec.name) + (spec,)
+    _BY_KEY = _index(_BUILTIN)

@@ -51,11 +51,11 @@ class PoolBackend:
         else:
             context = multiprocessing.get_context("spawn")
         self.workers = workers
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        self.pool.submit(int).result()  # start the workers now (fork starts them all at the first task)
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self.executor.submit(int).result()  # start the workers now (fork starts them all at the first task)
 
     def submit(self, task):
-        return self.pool.submit(run_probe, task)
+        return self.executor.submit(run_probe, task)
 
     def wait(self, handles: list) -> list:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -64,7 +64,7 @@ class PoolBackend:
         return [(h, h.result()) for h in handles if h in done]
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def make_backend(workers: Optional[int], ray_address: Optional[str]):

@@ -1,11 +1,10 @@
 """Workloads: what requests arrive, when, and how long they are (presets, arrival processes, shared-prefix
-prompt sets, CSV traces, YAML mixes, closed-loop users). Every source produces a ``RequestTable``; sweeps
-run one simulation per concurrency or rate point."""
+prompt sets, CSV traces, YAML mixes, closed-loop users). Every source produces a ``RequestTable``
+(sweeps over concurrency or rate points live in `blis.sweep`)."""
 
 from blis.workload.presets import PRESETS, available_presets
 from blis.workload.request_table import RequestTable
 from blis.workload.spec import Client, LengthDist, SharedPrefix, Stage, Workload
-from blis.workload.sweep import SweepResult, sweep
 from blis.workload.trace_csv import read_trace_csv, write_trace_csv
 
 __all__ = [
@@ -15,10 +14,8 @@ __all__ = [
     "RequestTable",
     "SharedPrefix",
     "Stage",
-    "SweepResult",
     "Workload",
     "available_presets",
     "read_trace_csv",
-    "sweep",
     "write_trace_csv",
 ]

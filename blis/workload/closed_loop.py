@@ -180,20 +180,20 @@ def response_times_us(output_tokens: np.ndarray, a2_us: float) -> list[int]:
 
 class LoopRun:
     """A closed-loop workload wired to one instance: ``route(idx, enter_us)`` places a sent request on it,
-    ``close()`` tells the instances nothing more will come. Copies ``prep.requests`` (the send times are
-    written into the copy by ``finish``), so a caller's table is never changed."""
+    ``close()`` tells the instance nothing more will come. Works on copies of ``requests`` and ``enter_us``
+    (``finish`` writes the real send times into them: `requests`, `enter_us`), so a caller's table is never
+    changed. ``a2_us``: the latency model's per-output-token processing time (us)."""
 
-    def __init__(self, env: simpy.Environment, prep, rejected: Callable[[int], bool]) -> None:
-        prep.requests = prep.requests.take(np.arange(len(prep.requests)))
-        self.prep = prep
-        req = prep.requests
-        self.delay_us = np.asarray(prep.enter_us, dtype=np.int64) - req.arrival_us
+    def __init__(self, env: simpy.Environment, requests: RequestTable, enter_us: np.ndarray, workload,
+                 a2_us: float, rejected: Callable[[int], bool]) -> None:
+        self.requests = requests.take(np.arange(len(requests)))
+        self.enter_us = np.asarray(enter_us, dtype=np.int64).copy()
+        req = self.requests
+        self.delay_us = self.enter_us - req.arrival_us
         self._delay = self.delay_us.tolist()
-        a2 = float(prep.model.output_token_processing_time_us())
-        self.loop = ClosedLoop(env, groups_for(prep.config.workload, req), req.arrival_us.tolist(),
-                               response_times_us(req.output_tokens, a2), self._send, rejected, self._all_sent,
+        self.loop = ClosedLoop(env, groups_for(workload, req), req.arrival_us.tolist(),
+                               response_times_us(req.output_tokens, a2_us), self._send, rejected, self._all_sent,
                                immediate=True)
-        self._push: Callable[[int, int], None] | None = None
         self.on_done = self.loop.on_done
         self.route: Callable[[int, int], None] | None = None
         self.close: Callable[[], None] | None = None
@@ -215,9 +215,9 @@ class LoopRun:
 
     def finish(self, end_us: int) -> None:
         """After the run: the real send times become the requests' arrival (and enter) times."""
-        self.loop.finalize(self.prep.requests, self.prep.enter_us, self.delay_us, end_us)
+        self.loop.finalize(self.requests, self.enter_us, self.delay_us, end_us)
 
     def span_hint_us(self) -> int:
         """A rough length of the run (for progress slices only): 1 s per request per user."""
         users = sum(g.users or 1 for g in self.loop.groups)
-        return int(1e6 * max(1, len(self.prep.requests)) / max(1, users))
+        return int(1e6 * max(1, len(self.requests)) / max(1, users))

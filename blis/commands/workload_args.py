@@ -33,7 +33,7 @@ def add_arguments(p) -> None:
 
 def rate_points(text: str):
     """``--rate`` value: one number, or a comma-separated list (a sweep)."""
-    from blis.workload.sweep import parse_points
+    from blis.sweep import parse_points
 
     values = parse_points(text, float, "rate")
     return values[0] if len(values) == 1 else values
@@ -42,7 +42,7 @@ def rate_points(text: str):
 def _concurrency_points(args) -> list[int] | None:
     if args.concurrency is None:
         return None
-    from blis.workload.sweep import parse_points
+    from blis.sweep import parse_points
 
     return parse_points(args.concurrency, int, "concurrency")
 
@@ -98,7 +98,7 @@ def maybe_sweep(args, config, run_one) -> bool:
     points = sweep_points(args)
     if points is None:
         return False
-    from blis.workload.sweep import sweep
+    from blis.sweep import sweep
 
     parameter, values = points
     out = sweep(config, **{parameter: values}, simulate_fn=run_one)

@@ -10,7 +10,8 @@ from blis.workload.closed_loop import ClosedLoop, groups_for, response_times_us
 
 
 class ClusterLoop:
-    """Wires a ``ClosedLoop`` to a built cluster (``blis.cluster.build_cluster``), before it runs.
+    """Wires a ``ClosedLoop`` to a built cluster (``blis.cluster.build_cluster``; its pools are
+    ``cluster.groups``), before it runs.
 
     Completions come from the instances' ``on_finish`` hook: every instance, or with P/D disaggregation the
     decode instances (a prefill instance reports only the requests it refuses)."""
@@ -27,14 +28,14 @@ class ClusterLoop:
         self.inputs = req.input_tokens.tolist()
         # each first-stage instance's API-server delay per request (its pool's queueing model)
         self.delays: list[list[int]] = [[] for _ in cluster.stage1]
-        for run in cluster.pools:
-            if run.pool.role == "decode":
+        for group in cluster.groups:
+            if group.role == "decode":
                 continue
-            d = (np.asarray(run.prep.enter_us, dtype=np.int64) - run.prep.requests.arrival_us).tolist()
-            for inst in run.instances:
+            d = (np.asarray(group.enter_us, dtype=np.int64) - req.arrival_us).tolist()
+            for inst in group.instances:
                 self.delays[cluster.stage1.index(inst)] = d
         self.delay0 = np.asarray(self.delays[0], dtype=np.int64) if self.delays else np.zeros(len(req), np.int64)
-        a2 = float(cluster.pools[0].prep.model.output_token_processing_time_us())
+        a2 = float(cluster.groups[0].deployment.latency_model.output_token_processing_time_us())
         log, dlog = cluster.log, cluster.decode_log
 
         def rejected(i: int) -> bool:
@@ -76,7 +77,7 @@ class ClusterLoop:
     def finish(self, end_us: int) -> None:
         """After the run: the send times become the requests' arrival times (enter times of the first pool)."""
         c = self.cluster
-        enter = np.asarray(c.pools[0].prep.enter_us, dtype=np.int64).copy()
+        enter = np.asarray(c.groups[0].enter_us, dtype=np.int64).copy()
         self.loop.finalize(c.requests, enter, self.delay0, end_us)
 
     def span_hint_us(self) -> int:
