@@ -208,7 +208,8 @@ def collect(prep: Prepared, instances: list[Instance], log: RequestLog, extra: O
     end_time = float(np.nanmax(finish)) if finished.any() else float(ends.max() if len(ends) else 0.0)
     start_time = float(arrival.min()) if len(arrival) else 0.0
     duration_s = max(end_time - start_time, 1.0) / 1e6
-    summary["sim_duration_s"] = (ends.max() if len(ends) else 0) / 1e6
+    last_end = ends.max() if len(ends) else 0
+    summary["sim_duration_s"] = (last_end if cfg.horizon_us is None else min(last_end, cfg.horizon_us)) / 1e6
     summary["tokens_per_sec"] = float(out_tokens[finished].sum() / duration_s)
     summary["input_tokens_per_sec"] = float(req.input_tokens[finished].sum() / duration_s)
     summary["responses_per_sec"] = float(finished.sum() / duration_s)

@@ -51,7 +51,11 @@ def instance_rows(cluster: Cluster, res: SimResult) -> list[dict]:
     finished = cols["finished"]
     step_inst = steps["instance"]
     ends = steps["start_us"] + steps["duration_us"]
-    end_time = float(np.nanmax(finish_us)) if finished.any() else float(ends.max() if len(ends) else 0.0)
+    horizon = cluster.config.horizon_us
+    if horizon is not None:  # a step running at the horizon counts up to the horizon only
+        ends = np.minimum(ends, horizon)
+    # the run lasts until the last step ends (engines keep working after the last finished request)
+    end_time = max(float(np.nanmax(finish_us)) if finished.any() else 0.0, float(ends.max() if len(ends) else 0.0))
     start_time = float(arrival_us.min()) if len(arrival_us) else 0.0
     duration_s = max(end_time - start_time, 1.0) / 1e6
     # where each request's tokens were streamed from
@@ -64,7 +68,7 @@ def instance_rows(cluster: Cluster, res: SimResult) -> list[dict]:
     engine_rejected = cols["rejected"] & ~cols["admission_rejected"]
     rej_at = cols["instance"][engine_rejected & (cols["instance"] >= 0)]
     rejected = np.bincount(rej_at, minlength=n)
-    dur = steps["duration_us"].astype(np.float64)
+    dur = (ends - steps["start_us"]).astype(np.float64)
     util_num = np.zeros(n)
     util_max = np.zeros(n)
     for run in cluster.pools:

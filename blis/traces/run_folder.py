@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from blis.errors import BlisInputError
-from blis.traces._files import as_int, get_path, read_json, read_yaml
+from blis._files import as_int, get_path, read_json, read_yaml
 from blis.traces.measured import MeasuredRun, ServerSettings
 from blis.workload.request_table import RequestTable
 
