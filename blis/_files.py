@@ -11,11 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from blis.errors import BlisInputError, one_line
+from blis.errors import BlisInputError, InputFileNotFoundError, one_line
 
 STRUCTURED_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -29,7 +28,7 @@ def read_text(path: str | Path, what: str | None = None) -> str:
     path = Path(path)
     where = _prefix(what, path)
     if not path.exists():
-        raise BlisInputError(f"{where}: file not found")
+        raise InputFileNotFoundError(f"{where}: file not found")
     if path.is_dir():
         raise BlisInputError(f"{where}: is a folder, expected a file")
     try:
@@ -148,7 +147,7 @@ def as_int(value: Any, what: str, path: str | Path, *, minimum: int | None = Non
 def check_output(path: str | Path, what: str, suffixes: tuple[str, ...]) -> Path:
     """Check, before any work, that ``path`` can be written as one of ``suffixes`` (e.g. ``(".csv",
     ".parquet")``): a known extension, an existing writable folder, not a folder itself, and pyarrow
-    installed for Parquet. Nothing is created."""
+    installed for Parquet. Nothing is left behind (a file that did not exist is created and removed)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in suffixes:
@@ -158,9 +157,17 @@ def check_output(path: str | Path, what: str, suffixes: tuple[str, ...]) -> Path
         raise BlisInputError(f"{what}: {path} is a folder, expected a file name")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise BlisInputError(f"{what}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise BlisInputError(f"{what}: {path} is not writable (permission denied)")
+        raise BlisInputError(f"{what}: folder {parent} does not exist" if not parent.exists() else
+                             f"{what}: {parent} is not a folder")
+    existed = p.exists()
+    try:  # the only sure test (os.access says yes to root on a read-only file system)
+        with open(p, "a"):
+            pass
+    except OSError as exc:
+        raise BlisInputError(f"{what}: cannot write {path} ({exc.strerror or exc})") from None
+    finally:
+        if not existed and p.exists():
+            p.unlink()
     if suffix == ".parquet":
         import importlib.util
 

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blis.workload.spec import Workload
 
-
 # vLLM's --block-size choices (vllm/config/cache.py BlockSize)
 VLLM_BLOCK_SIZES = (1, 8, 16, 32, 64, 128)
 MAX_TIME_US = 10**15  # the simulated clock is int64 microseconds; 31 years leaves room for sums

@@ -21,6 +21,10 @@ class BlisInputError(ValueError):
     """Bad user input: the message names the field and what is allowed."""
 
 
+class InputFileNotFoundError(BlisInputError, FileNotFoundError):
+    """A file named in the input does not exist (a BlisInputError and a FileNotFoundError)."""
+
+
 def one_line(text: str) -> str:
     """``text`` on one line (newlines and runs of blanks folded)."""
     return " ".join(str(text).split()) if "\n" in str(text) else str(text)

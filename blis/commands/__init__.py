@@ -8,4 +8,5 @@ COMMAND_MODULES = (
     "replay",
     "validate",
     "calibrate",
+    "list",
 )

@@ -115,7 +115,7 @@ def _int_type(field: str, choices: list | None = None, bounded: bool = False) ->
     return parse
 
 
-def _float_type(field: str) -> Callable[[str], float]:
+def float_type(field: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -131,7 +131,7 @@ def _unit_type(field: str, scale: float, unit: str, integer: bool) -> Callable[[
     flag_field = RENAME.get(field, field).lstrip("-").replace("-", "_")
 
     def parse(text: str):
-        value = _float_type(flag_field)(text)
+        value = float_type(flag_field)(text)
         if not value > 0:
             raise argparse.ArgumentTypeError(f"{flag_field}: must be > 0 {unit} (got {text})")
         out = value * scale
@@ -243,7 +243,7 @@ def add_model_flags(group, model: type, *, exclude: set[str] = frozenset(),
                 choices_text = "one of " + ", ".join(map(str, choices))
             help_text = _help(info, choices_text, default_text)
         elif kind is float:
-            kw["type"] = _float_type(name)
+            kw["type"] = float_type(name)
             kw["metavar"] = "X"
             help_text = _help(info, "", default_text)
         elif origin is typing.Literal:
@@ -279,3 +279,30 @@ def given(args: argparse.Namespace, flags: list[Flag], model: type | None = None
 def option_of(flags: list[Flag], field: str) -> str:
     """The flag that sets ``field`` (for messages)."""
     return next((f.option for f in flags if f.field == field), "--" + field.replace("_", "-"))
+
+
+def add_latency_model_flag(parser, *, required: bool = False, default_text: str = "chosen automatically") -> None:
+    """``--latency-model NAME`` for commands without a SimConfig (replay, validate, calibrate): names from
+    the registry, an unknown one refused with the known ones listed."""
+    names = ", ".join(_latency_models())
+    parser.add_argument("--latency-model", metavar="NAME", required=required,
+                        type=_name_type("latency_model", _latency_models),
+                        help=f"latency model: one of {names}" + ("" if required else f" (default: {default_text})"))
+
+
+def add_output_flag(parser, option: str, suffixes: tuple[str, ...], help: str, **kw) -> None:
+    """An output-file flag whose path is checked (extension, folder, permission) when the flags are parsed,
+    before any work."""
+    field = option.lstrip("-").replace("-", "_")
+
+    def parse(text: str) -> str:
+        from blis._files import check_output
+        from blis.errors import BlisInputError
+
+        try:
+            check_output(text, field, suffixes)
+        except BlisInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    parser.add_argument(option, type=parse, metavar="PATH", help=f"{help} ({' or '.join(suffixes)})", **kw)

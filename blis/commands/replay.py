@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from blis.commands import _flags
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,11 +20,10 @@ def register(sub) -> None:
     p.add_argument("--trace", required=True, metavar="RUN",
                    help="run folder (requests.csv + meta.json), folder with an OTLP traces.json, or a "
                    "`vllm bench serve` result JSON")
-    p.add_argument("--latency-model", metavar="NAME",
-                   help="blackbox, roofline or roofline-v2 (default: chosen automatically)")
+    _flags.add_latency_model_flag(p)
     p.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
-    p.add_argument("--requests-out", metavar="PATH",
-                   help="write one CSV row per request: measured and simulated TTFT/E2E (ms), failures")
+    _flags.add_output_flag(p, "--requests-out", (".csv", ".parquet"),
+                           "write one row per request: measured and simulated TTFT/E2E (ms), failures")
     p.set_defaults(handler=run)
 
 
@@ -36,9 +37,12 @@ def run(args) -> int:
         sys.stderr.write(f"note: {note}\n")
     result = replay(measured, args.latency_model, calibration_file=args.calibration_file)
     report = compare(result)
-    if args.requests_out:
-        result.per_request().to_csv(args.requests_out, index=False)
-        sys.stderr.write(f"wrote {args.requests_out}\n")
     out = {"experiment": report.to_json(), "overloaded": report.overloaded, "simulation": result.summary}
     sys.stdout.write(json.dumps(out, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+    if args.requests_out:
+        from blis.commands.run import write_table
+
+        write_table(result.per_request(), args.requests_out, "requests_out")
+        sys.stderr.write(f"wrote {args.requests_out}\n")
     return 0

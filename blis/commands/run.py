@@ -93,6 +93,7 @@ def _workload(args, flags, notes: list[str]):
         rest = {k: v for k, v in wl.items() if k not in known}
         if rest:
             workload = type(workload).model_validate({**workload.model_dump(), **rest})
+    _check_span(workload)
     if not workload.stages and not workload.clients and "rate" not in wl:
         notes.append(f"rate={workload.rate:g} req/s")
     if "num_requests" not in wl:
@@ -100,6 +101,20 @@ def _workload(args, flags, notes: list[str]):
     if "seed" not in wl:
         notes.append(f"seed={workload.seed}")
     return workload
+
+
+def _check_span(workload) -> None:
+    """Arrivals must fit the simulated clock (int64 microseconds): refuse a rate so low they would not."""
+    from blis.config import MAX_TIME_US
+    from blis.workload.spec import DEFAULT_NUM_REQUESTS
+
+    if workload.stages or workload.trace_path is not None:
+        return  # stage durations are bounded by their fields; a trace's times by its reader
+    n = workload.num_requests or DEFAULT_NUM_REQUESTS
+    span_s = n / workload.rate * (1 + 10 * workload.cv)  # generous for bursty gaps
+    if span_s * 1e6 > MAX_TIME_US:
+        raise BlisInputError(f"rate: {n} requests at {workload.rate:g} requests per second would span about "
+                             f"{span_s:.3g} s, beyond the simulated clock ({MAX_TIME_US / 1e6:g} s); raise the rate")
 
 
 def _calibration_kind(path: str) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from blis.errors import BlisInputError
 from blis._files import as_int, read_yaml
+from blis.errors import BlisInputError
 from blis.traces.measured import MeasuredRun, ServerSettings
 from blis.workload.request_table import RequestTable
 
