@@ -41,12 +41,8 @@ class Prepared:
 
 def choose_latency_model(config: SimConfig) -> tuple[str, str]:
     """The latency model to use and why (automatic selection lives in `blis.latency.selection`)."""
-    if config.latency_model:
-        return config.latency_model, "chosen by --latency-model"
-    try:
-        from blis.latency.selection import choose_latency_model as choose
-    except ModuleNotFoundError:
-        return "blackbox", "default"
+    from blis.latency.selection import choose_latency_model as choose
+
     return choose(config)
 
 

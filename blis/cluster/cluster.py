@@ -25,7 +25,7 @@ from blis.config import SimConfig
 from blis.engine.block_keys import BlockKeys
 from blis.engine.instance import Instance
 from blis.engine.timeline import RequestLog
-from blis.errors import BlisInputError
+from blis.errors import BlisInputError, format_validation_error
 from blis.metrics import stats
 from blis.result import SimResult
 from blis.simulate import Prepared, ProgressFn, collect, prepare, run_environment
@@ -80,9 +80,7 @@ def _pool_config(pool: PoolConfig, base: SimConfig, i: int) -> SimConfig:
     try:
         return pool.sim_config(base)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "config"
-        raise BlisInputError(f"pools[{i}] ({pool.name}): {loc}: {err['msg']}") from None
+        raise BlisInputError(format_validation_error(exc, where=f"pools[{i}] ({pool.name})")) from None
 
 
 def _with_outputs(t: RequestTable, output_tokens: np.ndarray) -> RequestTable:

@@ -24,19 +24,13 @@ from blis.config import SimConfig
 from blis.engine.timeline import RequestLog
 from blis.errors import BlisInputError
 
-# Used only when the model-spec module is absent: llama-2-7b at tp=1 (32 layers x 32 KV heads x 128 head
-# dim x K and V x 2 bytes), from its published architecture.
-FALLBACK_KV_BYTES_PER_TOKEN = 2 * 32 * 32 * 128 * 2
-
 
 def kv_bytes_per_token(config: SimConfig, override: float | None = None) -> tuple[float, str]:
     """KV bytes one prompt token occupies summed over the TP GPUs of ``config``, and where it came from."""
     if override is not None:
         return float(override), "pd_kv_bytes_per_token"
-    try:
-        from blis.physics.model_spec import get_model, load_hf_config
-    except ModuleNotFoundError:  # pragma: no cover - the physics module ships with blis
-        return float(FALLBACK_KV_BYTES_PER_TOKEN), "fallback: llama-2-7b tp1 (model spec module missing)"
+    from blis.physics.model_spec import get_model, load_hf_config
+
     try:
         spec = load_hf_config(config.model_config_path) if config.model_config_path else get_model(config.model)
     except BlisInputError as exc:
