@@ -23,11 +23,10 @@ def _run_parser() -> argparse.ArgumentParser:
 
 
 def test_every_scalar_config_field_is_a_run_flag():
-    from blis.cluster.config import ClusterConfig
+    import typing
+
     from blis.config import EngineConfig, SimConfig
     from blis.workload.spec import Workload
-
-    import typing
 
     def scalar(annotation) -> bool:
         kind = _flags._unwrap(annotation)
