@@ -47,6 +47,7 @@ FILES = {
     "hw_bad.json": "{",
     "hw_unknown.yaml": "name: X\nbase: H100\nmemory_gigs: 80\n",
     "calib_typo.yaml": "roofline:\n  mfu_prefil: 0.5\n",
+    "calib_roofline.yaml": "roofline:\n  step_overhead_us: 100\n",
     "calib_bb_typo.yaml": "- {model: llama-2-7b, hardware: H100, tp: 1, alpha: [1, 1, 1], beta: [1, 1, 1], sorce: x}\n",
     "calib_scalar.yaml": "42\n",
     "cluster_bad.yaml": "routing: [\n",
@@ -126,7 +127,9 @@ CASES = [
     (R("--token-bucket-capacity", "10", "--num-instances", "2"), "token_bucket_capacity: only used with"),
     (R("--routing-scorers", "queue-depth:1", "--num-instances", "2"), "routing_scorers: only used with"),
     (R("--cv", "2"), "cv: only used by gamma and weibull"),
-    (R("--calibration-file", "@calib_bb_typo.yaml", "--latency-model", "roofline"), "calibration_file"),
+    (R("--calibration-file", "@calib_roofline.yaml", *BB), "calibration_file: {tmp}/calib_roofline.yaml holds roofline"),
+    (["validate", "--traces", ".", "--calibration-file", "@calib_typo.yaml"], "unknown key(s) mfu_prefil"),
+    (["replay", "--trace", ".", "--calibration-file", "@calib_roofline.yaml", *BB], "holds roofline parameters"),
     # --- output paths are checked before the work
     (R("--requests-out", "/nonexistent-dir/x.csv"), "requests_out: folder /nonexistent-dir does not exist"),
     (R("--requests-out", "@."), "requests_out"),

@@ -32,6 +32,10 @@ def run(args) -> int:
     from blis.traces.replay import replay
     from blis.validate import compare
 
+    if args.calibration_file:
+        from blis.commands.run import latency_model_for_calibration
+
+        args.latency_model = latency_model_for_calibration(args.calibration_file, args.latency_model)
     measured = load_run(args.trace)
     for note in measured.notes:
         sys.stderr.write(f"note: {note}\n")

@@ -148,6 +148,16 @@ def _calibration_kind(path: str) -> str:
                          "that `blis calibrate` writes")
 
 
+def latency_model_for_calibration(path: str, chosen: str | None) -> str | None:
+    """The latency model a calibration file implies: 'blackbox' for blackbox entries; roofline parameters serve
+    roofline and roofline-v2 (None keeps the automatic choice). A file for another model is refused."""
+    kind = _calibration_kind(path)
+    serves = ("blackbox",) if kind == "blackbox" else ("roofline", "roofline-v2")
+    if chosen is not None and chosen not in serves:
+        raise BlisInputError(f"calibration_file: {path} holds {kind} parameters; the latency model is {chosen}")
+    return "blackbox" if kind == "blackbox" else chosen
+
+
 def _latency_model(sim: dict, flags) -> str | None:
     """The latency model the flags imply; conflicting flags are refused."""
     chosen = sim.get("latency_model")
@@ -158,11 +168,7 @@ def _latency_model(sim: dict, flags) -> str | None:
                                  f"model, not {chosen}")
         chosen = "blackbox"
     if sim.get("calibration_file"):
-        kind = _calibration_kind(sim["calibration_file"])
-        if chosen is not None and chosen != kind:
-            raise BlisInputError(f"calibration_file: {sim['calibration_file']} holds {kind} parameters; "
-                                 f"the latency model is {chosen}")
-        chosen = kind
+        chosen = latency_model_for_calibration(sim["calibration_file"], chosen)
     if sim.get("bench_data_path") and chosen not in (None, "roofline-v2"):
         raise BlisInputError(f"bench_data_path: --bench-data-path is for the roofline-v2 latency model, "
                              f"not {chosen}")

@@ -33,6 +33,10 @@ def run(args) -> int:
     from blis.validate import parse_tolerances, tolerance_violations, validate
 
     tolerances = parse_tolerances(args.tolerance)  # bad input fails before any simulation
+    if args.calibration_file:
+        from blis.commands.run import latency_model_for_calibration
+
+        args.latency_model = latency_model_for_calibration(args.calibration_file, args.latency_model)
     kw = {"calibration_file": args.calibration_file} if args.calibration_file else {}
     report = validate(args.traces, args.latency_model, **kw)
     if args.json:

@@ -367,6 +367,9 @@ def load_hardware_file(path: str | Path) -> dict[str, HardwareSpec]:
     if isinstance(data, Mapping) and "name" in data:
         entries = [data]
     elif isinstance(data, Mapping):
+        bad = [k for k, v in data.items() if v is not None and not isinstance(v, Mapping)]
+        if bad:
+            raise BlisInputError(f"hardware_file: {path}: entry {bad[0]!r} must be a mapping of hardware fields")
         entries = [{"name": k, **(v or {})} for k, v in data.items()]
     elif isinstance(data, list):
         entries = data
