@@ -127,7 +127,7 @@ CASES = [
     (R("--token-bucket-capacity", "10", "--num-instances", "2"), "token_bucket_capacity: only used with"),
     (R("--routing-scorers", "queue-depth:1", "--num-instances", "2"), "routing_scorers: only used with"),
     (R("--cv", "2"), "cv: only used by gamma and weibull"),
-    (R("--calibration-file", "@calib_roofline.yaml", *BB), "calibration_file: {tmp}/calib_roofline.yaml holds roofline"),
+    (R("--calibration-file", "@calib_roofline.yaml", *BB), "calibration_file: {tmp}/calib_roofline.yaml holds"),
     (["validate", "--traces", ".", "--calibration-file", "@calib_typo.yaml"], "unknown key(s) mfu_prefil"),
     (["replay", "--trace", ".", "--calibration-file", "@calib_roofline.yaml", *BB], "holds roofline parameters"),
     # --- output paths are checked before the work
