@@ -35,8 +35,16 @@ RENAME = {
 }
 # field -> (multiplier from the flag's unit to the field's, the flag's unit, integer field)
 UNITS = {"horizon_us": (1e6, "seconds", True)}
-# fields read as text and parsed by the model's own validator
-AS_TEXT = {"routing_scorers"}
+
+
+def _scorers_help() -> str:
+    from blis.cluster.routing import available_scorers
+
+    return f"NAME:WEIGHT,... with scorers {', '.join(available_scorers())}"
+
+
+# fields read as text and parsed by the model's own validator -> what the text looks like (for the help)
+AS_TEXT: dict[str, Callable[[], str]] = {"routing_scorers": _scorers_help}
 # fields that are not flags: nested models, and the workload source (given by --workload / --trace)
 SKIP = {"engine", "workload", "pools", "name", "preset_name", "trace_path"}
 # the largest magnitude a numeric flag may take (beyond it int64 clocks and counters overflow)
@@ -179,7 +187,7 @@ def _text_type(field: str) -> Callable[[str], str]:
 
 def _help(info, extra: str = "", default_text: str | None = None) -> str:
     text = info.description or ""
-    rng = allowed_range(info)
+    rng = "" if extra.startswith("one of") else allowed_range(info)
     bits = [b for b in (extra, rng and f"allowed {rng}", default_text) if b]
     return f"{text} ({'; '.join(bits)})" if bits else text
 
@@ -230,7 +238,7 @@ def add_model_flags(group, model: type, *, exclude: set[str] = frozenset(),
         elif name in AS_TEXT or kind is str:
             kw["type"] = _text_type(name)
             kw["metavar"] = "PATH" if name.endswith(("_path", "_file")) else "TEXT" if name in AS_TEXT else "NAME"
-            help_text = _help(info, "", default_text)
+            help_text = _help(info, AS_TEXT[name]() if name in AS_TEXT else "", default_text)
         elif kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
             help_text = _help(info, "", default_text)
