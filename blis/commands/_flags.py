@@ -176,7 +176,7 @@ def _name_type(field: str, known: Callable[[], list[str]]) -> Callable[[str], st
     return parse
 
 
-def _text_type(field: str) -> Callable[[str], str]:
+def text_type(field: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if not text.strip():
             raise argparse.ArgumentTypeError(f"{field}: must not be empty")
@@ -236,7 +236,7 @@ def add_model_flags(group, model: type, *, exclude: set[str] = frozenset(),
                 choices_text = ""
             help_text = _help(info, choices_text, default_text)
         elif name in AS_TEXT or kind is str:
-            kw["type"] = _text_type(name)
+            kw["type"] = text_type(name)
             kw["metavar"] = "PATH" if name.endswith(("_path", "_file")) else "TEXT" if name in AS_TEXT else "NAME"
             help_text = _help(info, AS_TEXT[name]() if name in AS_TEXT else "", default_text)
         elif kind is bool:

@@ -37,10 +37,10 @@ def register(sub) -> None:
     g = p.add_argument_group("model, hardware and latency model")
     flags += _flags.add_model_flags(g, SimConfig)
     g = p.add_argument_group("workload")
-    g.add_argument("--workload", metavar="NAME|PATH",
+    g.add_argument("--workload", metavar="NAME|PATH", type=_flags.text_type("workload"),
                    help=f"length preset ({', '.join(available_presets())}) or a workload YAML file "
                    "(default chatbot)")
-    g.add_argument("--trace", metavar="CSV",
+    g.add_argument("--trace", metavar="CSV", type=_flags.text_type("trace"),
                    help="replay a CSV trace: arrival_time_us (microseconds),input_tokens,output_tokens"
                    "[,prefix_group,prefix_len] (only --num-requests applies with it)")
     flags += _flags.add_model_flags(g, Workload, defaults={"num_requests": "default 100, or every trace row"})
@@ -48,10 +48,9 @@ def register(sub) -> None:
     flags += _flags.add_model_flags(g, EngineConfig)
     g = p.add_argument_group("output")
     g.add_argument("--output", choices=("json", "table"), default="json", help="summary format on stdout")
-    g.add_argument("--requests-out", metavar="PATH",
-                   help=f"write the per-request table ({' or '.join(TABLE_SUFFIXES)}; Parquet needs pyarrow)")
-    g.add_argument("--steps-out", metavar="PATH",
-                   help=f"write the per-step table ({' or '.join(TABLE_SUFFIXES)}; times in microseconds)")
+    _flags.add_output_flag(g, "--requests-out", TABLE_SUFFIXES,
+                           "write the per-request table (times in ms; Parquet needs pyarrow)")
+    _flags.add_output_flag(g, "--steps-out", TABLE_SUFFIXES, "write the per-step table (times in microseconds)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     from blis.cluster.cli_args import add_cluster_arguments
 
@@ -93,6 +92,8 @@ def _workload(args, flags, notes: list[str]):
         rest = {k: v for k, v in wl.items() if k not in known}
         if rest:
             workload = type(workload).model_validate({**workload.model_dump(), **rest})
+    if "stage_gap_s" in wl and not workload.stages:
+        raise BlisInputError("stage_gap_s: --stage-gap-s applies only to a workload with load stages")
     _check_span(workload)
     if not workload.stages and not workload.clients and "rate" not in wl:
         notes.append(f"rate={workload.rate:g} req/s")
@@ -220,17 +221,8 @@ def build_config(args):
     return config, notes
 
 
-def check_outputs(args) -> None:
-    from blis._files import check_output
-
-    for what in ("requests_out", "steps_out"):
-        path = getattr(args, what, None)
-        if path:
-            check_output(path, what, TABLE_SUFFIXES)
-
-
 def write_table(df, path: str, what: str) -> None:
-    """A DataFrame to CSV or Parquet (by extension; checked beforehand by ``check_outputs``)."""
+    """A DataFrame to CSV or Parquet (by extension; the path was checked when the flags were parsed)."""
     try:
         if str(path).lower().endswith(".parquet"):
             df.to_parquet(path, index=False)
@@ -300,8 +292,7 @@ def run(args) -> int:
     from blis.cluster.cli_args import cluster_config
     from blis.simulate import choose_latency_model, simulate
 
-    check_outputs(args)
-    config, notes = build_config(args)
+    config, notes = build_config(args)  # output paths were checked when the flags were parsed
     cluster = cluster_config(args, config)
     name, reason = choose_latency_model(config)
     msg = f"blis: latency model {name} ({reason})"
