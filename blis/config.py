@@ -6,9 +6,9 @@ field a ``description`` with its unit and bounds (``ge``/``le``...) and the flag
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from blis.workload.spec import Workload
 
@@ -73,6 +73,19 @@ class SimConfig(BaseModel):
     horizon_us: Optional[int] = Field(
         None, ge=1, le=MAX_TIME_US, description="stop simulating at this time (us); unfinished requests are reported"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coefficients_mean_blackbox(cls, data: Any) -> Any:
+        """Blackbox coefficients select the blackbox model; with another model they would be ignored: refused."""
+        if isinstance(data, dict) and (data.get("alpha_coeffs") is not None or data.get("beta_coeffs") is not None):
+            which = "alpha_coeffs" if data.get("alpha_coeffs") is not None else "beta_coeffs"
+            chosen = data.get("latency_model")
+            if chosen is None:
+                data = {**data, "latency_model": "blackbox"}
+            elif chosen != "blackbox":
+                raise ValueError(f"{which}: blackbox coefficients do not apply to latency model {chosen!r}")
+        return data
 
     @field_validator("alpha_coeffs", "beta_coeffs")
     @classmethod

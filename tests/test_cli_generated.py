@@ -182,3 +182,16 @@ def test_empty_shared_data_variable_means_unset(monkeypatch, tmp_path):
     monkeypatch.setenv("BLIS_SHARED_DATA", "")
     default = PROJECT_ROOT.parent / "shared" / "data"
     assert shared_data_dir() == (default if default.is_dir() else None)
+
+
+def test_blackbox_coefficients_in_the_api_select_blackbox_or_are_refused():
+    from pydantic import ValidationError
+
+    from blis.config import SimConfig
+    from blis.errors import format_validation_error
+
+    assert SimConfig(alpha_coeffs=(1.0, 0.0, 0.0)).latency_model == "blackbox"
+    with pytest.raises(ValidationError) as exc:
+        SimConfig(beta_coeffs=(1.0, 1.0, 1.0), latency_model="roofline")
+    assert format_validation_error(exc.value) == \
+        "beta_coeffs: blackbox coefficients do not apply to latency model 'roofline'"
