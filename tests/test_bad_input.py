@@ -83,6 +83,8 @@ CASES = [
     (R("--num-requests", "1.5"), "num_requests: must be an integer"),
     (R("--num-requests", "100000000000000000000"), "num_requests"),
     (R("--seed", "-1"), "seed"),
+    (R("--seed", "9" * 400), "seed"),
+    (R("--prefill-instances", "9" * 400), "prefill_instances"),
     (R("--tp", "0"), "tp"),
     (R("--tp", "3"), "tp"),
     (R("--max-num-seqs", "0"), "max_num_seqs"),

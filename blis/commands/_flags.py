@@ -100,11 +100,12 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def _check_number(field: str, value: float, integer: bool = False) -> None:
-    if not math.isfinite(value):
+def _check_number(field: str, value: float | int) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{field}: must be a finite number (got {value!r})")
     if abs(value) > MAX_NUMBER:
-        raise argparse.ArgumentTypeError(f"{field}: {value:g} is out of range (at most {MAX_NUMBER:g} in size)")
+        shown = str(value) if len(str(value)) <= 24 else str(value)[:21] + "..."
+        raise argparse.ArgumentTypeError(f"{field}: {shown} is out of range (at most {MAX_NUMBER:g} in size)")
 
 
 def _int_type(field: str, choices: list | None = None, bounded: bool = False) -> Callable[[str], int]:
@@ -114,7 +115,7 @@ def _int_type(field: str, choices: list | None = None, bounded: bool = False) ->
         except ValueError:
             raise argparse.ArgumentTypeError(f"{field}: must be an integer (got {text!r})") from None
         if not bounded:  # the field's own upper bound speaks otherwise
-            _check_number(field, float(value))
+            _check_number(field, value)
         if choices is not None and value not in choices:
             raise argparse.ArgumentTypeError(f"{field}: must be one of {', '.join(map(str, choices))} "
                                              f"(got {value})")
