@@ -71,6 +71,13 @@ def _inner_models(annotation: Any) -> list:
     return out
 
 
+def _aliases(info) -> tuple:
+    alias = info.validation_alias
+    if alias is None:
+        return (info.alias,) if info.alias else ()
+    return tuple(str(c) for c in getattr(alias, "choices", (alias,)))
+
+
 def field_info(model, loc: tuple):
     """(FieldInfo, owning model class) of the field at ``loc`` under ``model``; (None, None) when not found."""
     cls, info, owner = model, None, None
@@ -80,8 +87,7 @@ def field_info(model, loc: tuple):
         if cls is None:
             return None, None
         fields = cls.model_fields
-        info = fields.get(part) or next((f for f in fields.values() if f.validation_alias is not None and
-                                         part in str(f.validation_alias)), None)
+        info = fields.get(part) or next((f for f in fields.values() if part in _aliases(f)), None)
         if info is None:
             return None, cls
         owner = cls
