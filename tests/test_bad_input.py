@@ -247,3 +247,23 @@ def test_subprocess_no_traceback(args, files):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("blis: error: "), proc.stderr
+
+
+@pytest.mark.parametrize("kwargs,line", [
+    ({"rate": float("nan")}, "rate: must be a finite number > 0 and <= 1e+07 (got nan)"),
+    ({"rate": -1}, "rate: Input should be greater than 0 (allowed > 0 and <= 1e+07; got -1)"),
+    ({"stages": [{"rate": 1, "duration": 0}]}, "stages.0.duration: Input should be greater than 0 (allowed > 0 and "
+     "<= 1e+08; got 0)"),
+    ({"ratee": 1}, "ratee: unknown field (Extra inputs are not permitted); allowed: preset_name, input"),
+    ({"input": {"mean": 5}, "output": {"mean": 5, "max": 9}}, "input.max: required field missing (Field required)"),
+])
+def test_one_formatter_names_field_range_and_value(kwargs, line):
+    from pydantic import ValidationError
+
+    from blis.errors import format_validation_error
+    from blis.workload.spec import Workload
+
+    with pytest.raises(ValidationError) as exc:
+        Workload(**kwargs)
+    assert format_validation_error(exc.value).startswith(line)
+    assert format_validation_error(exc.value, where="w.yaml").startswith("w.yaml: " + line)
