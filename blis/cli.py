@@ -1,22 +1,31 @@
-"""`python -m blis`: the command-line entry point. Subcommands live in `blis/commands/`."""
+"""`python -m blis`: the command-line entry point. Subcommands live in `blis/commands/`.
+
+Bad input ends with exactly one line on stderr, ``blis: error: <field or file>: <what is allowed>``, exit
+code 2, nothing on stdout and no traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from pydantic import ValidationError
 
 from blis.commands import COMMAND_MODULES
-from blis.errors import BlisInputError
+from blis.errors import BlisInputError, format_validation_error, one_line
+
+__all__ = ["build_parser", "format_validation_error", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line and exit code 2 (argparse's own convention)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        # "argument --rate: rate: must be ..." -> "rate: must be ..." (our flag types name the field)
+        m = re.match(r"argument [^:]+: (\w+: .*)$", message, re.S)
+        sys.stderr.write(f"blis: error: {one_line(m.group(1) if m else message)}\n")
         raise SystemExit(2)
 
 
@@ -28,35 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"blis.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"blis.commands.{name}":
-                continue  # command not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"blis.commands.{name}").register(sub)
     return parser
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """First pydantic error as 'field: message'."""
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "config"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return msg if msg.split(":", 1)[0].strip() in loc.split(".") else f"{loc}: {msg}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a flag error (2, already reported)
+        return int(exc.code or 0)
     try:
         return int(args.handler(args) or 0)
     except ValidationError as exc:
         sys.stderr.write(f"blis: error: {format_validation_error(exc)}\n")
-        return 2
-    except (BlisInputError, ValueError, FileNotFoundError) as exc:
-        sys.stderr.write(f"blis: error: {exc}\n")
-        return 2
+    except (BlisInputError, ValueError, OSError, OverflowError) as exc:
+        text = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
+            f"{exc.filename}: {exc.strerror or exc}"
+        sys.stderr.write(f"blis: error: {one_line(text)}\n")
     except KeyboardInterrupt:
         sys.stderr.write("blis: interrupted\n")
         return 130
+    return 2

@@ -1,12 +1,21 @@
-"""Typed, validated configuration: what to simulate (model, hardware, engine limits, workload)."""
+"""Typed, validated configuration: what to simulate (model, hardware, engine limits, workload).
+
+Every scalar field here is also a ``python -m blis run`` flag (see ``blis/commands/_flags.py``): give a new
+field a ``description`` with its unit and bounds (``ge``/``le``...) and the flag, its help and its checks follow.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from blis.workload.spec import Workload
+
+# vLLM's --block-size choices (vllm/config/cache.py BlockSize)
+VLLM_BLOCK_SIZES = (1, 8, 16, 32, 64, 128)
+MAX_TIME_US = 10**15  # the simulated clock is int64 microseconds; 31 years leaves room for sums
+MAX_COEFF_US = 1e9  # a blackbox coefficient above 1000 s is a unit mistake
 
 
 class EngineConfig(BaseModel):
@@ -15,19 +24,20 @@ class EngineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_num_seqs: int = Field(256, ge=1, le=65536, description="most running requests in a step")
-    max_num_batched_tokens: int = Field(2048, ge=1, le=1_048_576, description="token budget of one step")
+    max_num_batched_tokens: int = Field(2048, ge=1, le=1_048_576, description="token budget of one step, tokens")
     long_prefill_token_threshold: int = Field(
-        0, ge=0, description="cap on one request's prefill chunk per step; 0 = off"
+        0, ge=0, le=1_048_576, description="cap on one request's prefill chunk per step, tokens; 0 = off"
     )
-    block_size: int = Field(16, ge=1, le=1024, description="tokens per KV block")
+    block_size: int = Field(16, ge=1, le=1024, description="tokens per KV block",
+                            json_schema_extra={"choices": list(VLLM_BLOCK_SIZES)})
     total_kv_blocks: Optional[int] = Field(
-        None, ge=1, description="KV blocks on the instance; None = derived from model and hardware"
+        None, ge=1, le=10**9, description="KV blocks on the instance (default: derived from model, hardware and TP)"
     )
-    enable_prefix_caching: bool = True
+    enable_prefix_caching: bool = Field(True, description="automatic prefix caching")
     max_model_len: Optional[int] = Field(
-        None, ge=2, description="longest prompt+output in tokens; longer prompts are rejected"
+        None, ge=2, le=10**9, description="longest prompt+output in tokens; longer prompts are rejected"
     )
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="fraction of GPU memory vLLM may use")
     async_scheduling: bool = Field(
         True, description="vLLM async scheduling (default since vLLM 0.14): the next step is scheduled while "
         "the current one runs, so a request that arrives during a step joins one step later"
@@ -41,7 +51,7 @@ class ServingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     model: str = Field("llama-2-7b", min_length=1, description="registry name or HuggingFace id")
-    hardware: str = Field("H100", min_length=1)
+    hardware: str = Field("H100", min_length=1, description="GPU name, e.g. H100, H200, A100-80GB")
     tp: int = Field(1, ge=1, le=64, description="tensor-parallel degree")
     # --- precision and expert parallelism (issue #13; blis.physics.precision) ---
     quantization: Optional[Literal["bf16", "fp16", "fp8", "mxfp4", "nvfp4", "int4"]] = Field(
@@ -53,28 +63,46 @@ class ServingConfig(BaseModel):
     )
     ep: int = Field(1, ge=1, le=64, description="expert-parallel degree (GPUs the MoE experts are spread over; "
                     "divides tp; vLLM --enable-expert-parallel is ep = tp)")
-    latency_model: Optional[str] = Field(None, description="registry name; None = choose automatically")
+    latency_model: Optional[str] = Field(
+        None, description="latency model (default: chosen automatically, the reason goes to stderr)"
+    )
     alpha_coeffs: Optional[tuple[float, float, float]] = Field(
-        None, description="blackbox a0 (us), a1 (us/input token), a2 (us/output token)"
+        None, description="blackbox queueing delay a0 microseconds + a1 microseconds per input token; a2 "
+        "microseconds added per output token"
     )
     beta_coeffs: Optional[tuple[float, float, float]] = Field(
-        None, description="blackbox b0 (us/step), b1 (us/prefill token), b2 (us/decode token)"
+        None, description="blackbox step time b0 microseconds + b1 per prefill token + b2 per decode token"
     )
     model_config_path: Optional[str] = Field(None, description="HuggingFace config.json to read")
     hardware_file: Optional[str] = Field(None, description="JSON/YAML file adding or overriding hardware")
     bench_data_path: Optional[str] = Field(None, description="bench_data/<gpu> folder for roofline-v2")
-    calibration_file: Optional[str] = Field(None, description="coefficients YAML from `blis calibrate`")
+    calibration_file: Optional[str] = Field(
+        None, description="coefficients YAML from `blis calibrate` (it implies its latency model)"
+    )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     workload: Workload = Field(default_factory=lambda: Workload.preset("chatbot"))
     horizon_us: Optional[int] = Field(
-        None, ge=1, description="stop simulating at this time (us); unfinished requests are reported"
+        None, ge=1, le=MAX_TIME_US, description="stop simulating at this time (us); unfinished requests are reported"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coefficients_mean_blackbox(cls, data: Any) -> Any:
+        """Blackbox coefficients select the blackbox model; with another model they would be ignored: refused."""
+        if isinstance(data, dict) and (data.get("alpha_coeffs") is not None or data.get("beta_coeffs") is not None):
+            which = "alpha_coeffs" if data.get("alpha_coeffs") is not None else "beta_coeffs"
+            chosen = data.get("latency_model")
+            if chosen is None:
+                data = {**data, "latency_model": "blackbox"}
+            elif chosen != "blackbox":
+                raise ValueError(f"{which}: blackbox coefficients do not apply to latency model {chosen!r}")
+        return data
 
     @field_validator("alpha_coeffs", "beta_coeffs")
     @classmethod
     def _finite_non_negative(cls, v):
-        if v is not None and any(not (c >= 0.0) or c == float("inf") for c in v):
-            raise ValueError("coefficients must be finite and >= 0 microseconds")
+        if v is not None and any(not (0.0 <= c <= MAX_COEFF_US) for c in v):
+            raise ValueError(f"coefficients must be finite, >= 0 and <= {MAX_COEFF_US:g} microseconds (got {v})")
         return v
 
 

@@ -93,8 +93,10 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     summary.update(stats("e2e", e2e[finished]))
     summary.update(stats("tpot", tpot[finished & (out_tokens > 1)]))
     summary.update(stats("itl", itl_values, itl_counts))
-    duration_s = run_duration_s(arrival, finish, finished, ends)
-    summary["sim_duration_s"] = (ends.max() if len(ends) else 0) / 1e6
+    horizon = cfg.horizon_us
+    clipped = ends if horizon is None else np.minimum(ends, horizon)  # a step running at the horizon stops there
+    duration_s = run_duration_s(arrival, finish, finished, clipped)
+    summary["sim_duration_s"] = (clipped.max() if len(clipped) else 0) / 1e6
     summary["tokens_per_sec"] = float(out_tokens[finished].sum() / duration_s)
     summary["input_tokens_per_sec"] = float(req.input_tokens[finished].sum() / duration_s)
     summary["responses_per_sec"] = float(finished.sum() / duration_s)
@@ -138,7 +140,7 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     if decode_log is not None:  # P/D: prefills finished per prefill instance
         pi = log.instance[log.finish_step >= 0]
         prefills = np.bincount(pi[pi >= 0], minlength=len(instances))
-    rows = partial(instance_rows, instance_facts(groups), prefills)
+    rows = partial(instance_rows, instance_facts(groups), prefills, horizon_us=horizon)
     res = SimResult(summary=summary, request_columns=columns, step_columns=step_columns,
                     model_description=describe, instance_rows_factory=rows)
     if instance_table:
@@ -147,9 +149,11 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
 
 
 def run_duration_s(arrival: np.ndarray, finish: np.ndarray, finished: np.ndarray, step_ends: np.ndarray) -> float:
-    """Seconds from the first arrival to the last finish (or the last step's end), at least 1 us: the
-    denominator of every throughput figure."""
-    end_time = float(np.nanmax(finish)) if finished.any() else float(step_ends.max() if len(step_ends) else 0.0)
+    """Seconds from the first arrival to the later of the last finish and the last step's end (engines keep
+    working after the last finished request when a horizon stops the run), at least 1 us: the denominator
+    of every throughput figure."""
+    end_time = max(float(np.nanmax(finish)) if finished.any() else 0.0,
+                   float(step_ends.max()) if len(step_ends) else 0.0)
     start_time = float(arrival.min()) if len(arrival) else 0.0
     return max(end_time - start_time, 1.0) / 1e6
 
@@ -205,7 +209,8 @@ def instance_facts(groups: list[InstanceGroup]) -> list[dict]:
     return facts
 
 
-def instance_rows(facts: list[dict], prefills: Optional[np.ndarray], res: SimResult) -> list[dict]:
+def instance_rows(facts: list[dict], prefills: Optional[np.ndarray], res: SimResult,
+                  horizon_us: Optional[int] = None) -> list[dict]:
     """One row per instance: load served, throughput, KV use, preemptions, cache hits, latency percentiles.
 
     ``tokens_per_sec`` counts output tokens of the requests that finished on the instance over the run's
@@ -217,8 +222,10 @@ def instance_rows(facts: list[dict], prefills: Optional[np.ndarray], res: SimRes
     n = len(facts)
     finished = cols["finished"]
     step_inst = steps["instance"]
-    duration_s = run_duration_s(cols["arrival_ms"] * 1000.0, cols["finish_ms"] * 1000.0, finished,
-                                steps["start_us"] + steps["duration_us"])
+    step_ends = steps["start_us"] + steps["duration_us"]
+    if horizon_us is not None:  # a step running at the horizon counts up to the horizon only
+        step_ends = np.minimum(step_ends, horizon_us)
+    duration_s = run_duration_s(cols["arrival_ms"] * 1000.0, cols["finish_ms"] * 1000.0, finished, step_ends)
     # where each request's tokens were streamed from
     where = cols["decode_instance"] if prefills is not None else cols["instance"]
     done_at = np.where(finished, where, -1)
@@ -229,7 +236,7 @@ def instance_rows(facts: list[dict], prefills: Optional[np.ndarray], res: SimRes
         cols["rejected"]
     rej_at = cols["instance"][engine_rejected & (cols["instance"] >= 0)]
     rejected = np.bincount(rej_at, minlength=n)
-    dur = steps["duration_us"].astype(np.float64)
+    dur = (step_ends - steps["start_us"]).astype(np.float64)
     util_num = np.zeros(n)
     util_max = np.zeros(n)
     for f in facts:

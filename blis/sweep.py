@@ -112,7 +112,11 @@ def parse_points(text: str, kind: type, name: str) -> list:
     try:
         values = [kind(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
-        raise BlisInputError(f"{name}: expected a number or comma-separated numbers (got {text!r})") from None
+        raise BlisInputError(f"{name}: must be a number, or comma-separated numbers (got {text!r})") from None
+    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+        raise BlisInputError(f"{name}: must be a finite number (got {text!r})")
     if not values or any(not v > 0 for v in values):
         raise BlisInputError(f"{name}: every value must be > 0 (got {text!r})")
+    if name == "rate" and any(v > 1e7 for v in values):
+        raise BlisInputError(f"{name}: must be <= 1e+07 requests per second (got {text!r})")
     return values

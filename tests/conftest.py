@@ -12,7 +12,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def shared_data_dir() -> Path | None:
-    path = Path(os.environ.get("BLIS_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+    value = os.environ.get("BLIS_SHARED_DATA", "").strip()  # empty = unset, not the current folder
+    path = Path(value) if value else PROJECT_ROOT.parent / "shared" / "data"
     return path if path.is_dir() else None
 
 

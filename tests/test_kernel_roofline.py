@@ -111,8 +111,8 @@ def test_cli_json_and_errors(capsys):
     assert "not supported on H100-SXM" in capsys.readouterr().err
     assert main(["roofline", "attention", "--batch", "2", "--heads", "8", "--kv-heads", "2", "--q-len", "16",
                  "--kv-len", "64"]) == 0
-    err = capsys.readouterr().err
-    assert "attention" in err and "predicted" in err
+    out = capsys.readouterr().out  # the result goes to stdout (issue #19; it was on stderr)
+    assert "attention" in out and "predicted" in out
 
 
 def test_cli_efficiency_file(tmp_path, capsys):

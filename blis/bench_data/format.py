@@ -13,7 +13,6 @@ the provenance's peak for the row's dtype, with the FLOP conventions of `flops_*
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from blis.errors import BlisInputError
+from blis._files import read_json
+from blis.errors import BlisInputError, format_validation_error
 
 GEMM = "gemm"
 PREFILL = "attention_prefill"
@@ -210,16 +210,11 @@ def _find_provenance(path: Path) -> Path | None:
 
 def read_provenance(path: Path) -> Provenance:
     """Read and validate ``provenance.json`` (BlisInputError naming the field on a bad file)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BlisInputError(f"{path}:0: cannot read provenance JSON ({exc})") from None
+    data = read_json(path)
     try:
         prov = Provenance.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "provenance"
-        raise BlisInputError(f"{path}:0: {loc}: {err['msg']}") from None
+        raise BlisInputError(format_validation_error(exc, where=f"{path}:0")) from None
     for dt, v in prov.peak_tflops.items():
         if dt not in DTYPE_BYTES or not (v > 0 and math.isfinite(v)):
             raise BlisInputError(

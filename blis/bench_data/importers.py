@@ -63,11 +63,10 @@ def gpu_peaks(gpu: str) -> tuple[dict[str, float], float]:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise BlisInputError(f"{path}: empty file")
-    return [h.strip() for h in rows[0]], rows[1:]
+    from blis._files import read_csv
+
+    header, rows = read_csv(path)
+    return header, [row for _, row in rows]
 
 
 def _col(header: list[str], name: str, path: Path) -> int:

@@ -23,7 +23,7 @@ from blis.cluster.disaggregation import PrefillLog, kv_bytes_per_token, transfer
 from blis.cluster.routing import Router, Signals, create_router
 from blis.config import SimConfig
 from blis.engine import BlockKeys, Instance, RequestLog
-from blis.errors import BlisInputError
+from blis.errors import BlisInputError, format_validation_error
 from blis.metrics import stats
 from blis.report import build_result, pool_rows
 from blis.result import SimResult
@@ -79,9 +79,7 @@ def _pool_config(pool: PoolConfig, base: SimConfig, i: int) -> SimConfig:
     try:
         return pool.sim_config(base)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "config"
-        raise BlisInputError(f"pools[{i}] ({pool.name}): {loc}: {err['msg']}") from None
+        raise BlisInputError(format_validation_error(exc, where=f"pools[{i}] ({pool.name})")) from None
 
 
 def _resolve_pools(config: ClusterConfig, requests: RequestTable | None) -> tuple[RequestTable, list[InstanceGroup]]:

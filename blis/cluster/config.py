@@ -230,19 +230,10 @@ class ClusterConfig(ServingConfig):
 
 def load_cluster_file(path: str | Path) -> dict:
     """Read a cluster YAML file: ClusterConfig fields (pools, routing, admission, ...) as a mapping."""
-    import yaml
+    from blis._files import read_mapping
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"cluster_file: file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise BlisInputError(f"cluster_file: {path} is not valid YAML ({exc.__class__.__name__})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise BlisInputError(f"cluster_file: {path} must hold a mapping of cluster fields")
+    data = read_mapping(path, "cluster_file", empty_ok=True)
     if "cluster" in data and isinstance(data["cluster"], dict) and len(data) == 1:
         data = data["cluster"]
     unknown = sorted(set(data) - set(ClusterConfig.model_fields))

@@ -11,4 +11,5 @@ COMMAND_MODULES = (
     "serve",
     "report",
     "plan",
+    "list",
 )

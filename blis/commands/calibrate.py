@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 import sys
 
+from blis.commands import _flags
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,15 +20,16 @@ def register(sub) -> None:
     )
     p.add_argument("--traces", required=True, nargs="+", metavar="DIR",
                    help="run folders, or folders whose sub-folders are runs")
-    p.add_argument("--latency-model", required=True, choices=("blackbox", "roofline", "roofline-v2"))
-    p.add_argument("--out", required=True, metavar="PATH", help="coefficients YAML to write")
-    p.add_argument("--block-seconds", type=float, default=60.0, metavar="S",
+    _flags.add_latency_model_flag(p, required=True)
+    _flags.add_output_flag(p, "--out", (".yaml", ".yml"), "coefficients YAML to write (checked before fitting)",
+                           required=True)
+    p.add_argument("--block-seconds", type=_flags.float_type("block_s"), default=60.0, metavar="S",
                    help="seconds of arrivals per train/held-back block (default 60)")
     p.add_argument("--windows-per-run", type=int, default=3, metavar="N",
                    help="training blocks simulated per run that is not overloaded (default 3)")
     p.add_argument("--max-evals", type=int, default=60, metavar="N",
                    help="simulator evaluations of the Nelder-Mead search per fitted group (default 60)")
-    p.add_argument("--overloaded-weight", type=float, default=0.0, metavar="W",
+    p.add_argument("--overloaded-weight", type=_flags.float_type("overloaded_weight"), default=0.0, metavar="W",
                    help="loss weight of overloaded runs fitted together with runs that are not overloaded "
                    "(default 0; a fit on overloaded runs only weighs them 1)")
     p.set_defaults(handler=run)
@@ -42,8 +45,13 @@ def run(args) -> int:
     result = calibrate(runs, args.latency_model, settings, progress=lambda m: sys.stderr.write(m + "\n"))
     result.command = "python -m blis calibrate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 2 else "python -m blis calibrate"
-    with open(args.out, "w") as fh:
-        fh.write(result.to_yaml())
+    try:
+        with open(args.out, "w") as fh:
+            fh.write(result.to_yaml())
+    except OSError as exc:
+        from blis.errors import BlisInputError
+
+        raise BlisInputError(f"out: cannot write {args.out} ({exc.strerror or exc})") from None
     for e in result.errors:
         t = e.test
         sys.stderr.write(

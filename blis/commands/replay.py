@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from blis.commands import _flags
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,11 +20,8 @@ def register(sub) -> None:
     p.add_argument("--trace", metavar="RUN",
                    help="run folder (requests.csv + meta.json), folder with an OTLP traces.json, or a "
                    "`vllm bench serve` result JSON")
-    p.add_argument("--latency-model", metavar="NAME",
-                   help="blackbox, roofline or roofline-v2 (default: chosen automatically)")
+    _flags.add_latency_model_flag(p)
     p.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
-    p.add_argument("--requests-out", metavar="PATH",
-                   help="write one CSV row per request: measured and simulated TTFT/E2E (ms), failures")
     # benchmark files: rebuild the load they describe (not the per-request arrivals) and compare per point
     p.add_argument("--benchmark", metavar="FILE",
                    help="instead of --trace: a `vllm bench serve --save-result` JSON or a GuideLLM report "
@@ -32,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--nominal-load", action="store_true",
                    help="with --benchmark: send rate-driven points at their nominal rate, not at the send times "
                    "the client recorded")
+    _flags.add_output_flag(p, "--requests-out", (".csv", ".parquet"),
+                           "write one row per request: measured and simulated TTFT/E2E (ms), failures")
     p.set_defaults(handler=run)
 
 
@@ -59,14 +60,21 @@ def run(args) -> int:
     from blis.traces.replay import replay
     from blis.validate import compare
 
+    if args.calibration_file:
+        from blis.commands.run import latency_model_for_calibration
+
+        args.latency_model = latency_model_for_calibration(args.calibration_file, args.latency_model)
     measured = load_run(args.trace)
     for note in measured.notes:
         sys.stderr.write(f"note: {note}\n")
     result = replay(measured, args.latency_model, calibration_file=args.calibration_file)
     report = compare(result)
-    if args.requests_out:
-        result.per_request().to_csv(args.requests_out, index=False)
-        sys.stderr.write(f"wrote {args.requests_out}\n")
     out = {"experiment": report.to_json(), "overloaded": report.overloaded, "simulation": result.summary}
     sys.stdout.write(json.dumps(out, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+    if args.requests_out:
+        from blis.commands.run import write_table
+
+        write_table(result.per_request(), args.requests_out, "requests_out")
+        sys.stderr.write(f"wrote {args.requests_out}\n")
     return 0

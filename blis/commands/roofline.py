@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from blis.errors import BlisInputError
 
@@ -34,7 +33,7 @@ def register(subparsers) -> None:
         NAME,
         help="roofline of one kernel (GEMV, GEMM, attention) or the KV-cache capacity",
         description="Predict kernel time as max(FLOPs / peak FLOP/s, bytes / bandwidth), scaled by an "
-        "efficiency factor; or the KV-cache blocks vLLM would get.",
+        "efficiency factor; or the KV-cache blocks vLLM would get. The result goes to stdout (--json: as JSON).",
     )
     sub = p.add_subparsers(dest="roofline_kind", metavar="KIND", parser_class=type(p))
     sub.required = True
@@ -78,16 +77,10 @@ def register(subparsers) -> None:
 def _read_table(path: str | None) -> dict | None:
     if not path:
         return None
-    p = Path(path)
-    if not p.is_file():
-        raise BlisInputError(f"efficiency_file: {path} does not exist")
-    if p.suffix.lower() == ".json":
-        data = json.loads(p.read_text())
-    else:
-        import yaml
+    from blis._files import read_mapping
 
-        data = yaml.safe_load(p.read_text())
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+    data = read_mapping(path, "efficiency_file")
+    if not all(isinstance(v, dict) for v in data.values()):
         raise BlisInputError(f"efficiency_file: {path} must map kernel -> {{precision: fraction of peak}}")
     return data
 
@@ -116,7 +109,7 @@ def _emit(result, args) -> int:
         f"  memory time          {d['memory_time_us']:.4g} us",
         f"  predicted            {d['predicted_time_us']:.4g} us ({d['bottleneck']}-bound)",
     ]
-    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
@@ -160,7 +153,7 @@ def _run_kv(args) -> int:
         json.dump({"model": spec.name, "hardware": hw.name, "tp": args.tp, **mem.to_dict()}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    sys.stderr.write(
+    sys.stdout.write(
         f"{spec.name} on {hw.name} tp={args.tp}: {mem.blocks} blocks of {args.block_size} tokens per GPU "
         f"({mem.blocks * args.block_size} tokens)\n"
         f"  usable {mem.usable_bytes / GiB:.2f} GiB = weights {mem.weight_bytes / GiB:.2f} + activations "

@@ -1,183 +1,287 @@
-"""`python -m blis run`: simulate a workload on one instance (or a cluster) and print the summary."""
+"""`python -m blis run`: simulate a workload on one instance (or a cluster) and print the summary.
+
+The model, hardware, engine, workload and cluster flags are generated from the config fields
+(``blis/commands/_flags.py`` says how to add one). Everything is checked before the simulation starts: the
+flags, the files they name, the output paths, and which flags apply together; the "defaults used" line is
+printed only once the run has started, and the summary is written before the output files.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
+from blis.commands import _flags
 from blis.errors import BlisInputError
 
-DEFAULTS = {"model": "llama-2-7b", "hardware": "H100", "tp": 1, "workload": "chatbot"}
-
-
-def _coeffs(label: str):
-    def parse(text: str) -> tuple[float, float, float]:
-        try:
-            values = tuple(float(x) for x in text.split(","))
-        except ValueError:
-            values = ()
-        if len(values) != 3:
-            raise argparse.ArgumentTypeError(f"{label}: expected 3 comma-separated numbers (microseconds)")
-        return values  # type: ignore[return-value]
-
-    return parse
+TABLE_SUFFIXES = (".csv", ".parquet")
+# Workload fields that still apply to a --trace (its arrivals and lengths come from the file)
+TRACE_FIELDS = ("num_requests",)
 
 
 def register(sub) -> None:
+    from blis.config import EngineConfig, SimConfig
+    from blis.workload.presets import available_presets
+    from blis.workload.spec import Workload
+
     p = sub.add_parser(
         "run",
         help="simulate a workload and print metrics",
         description="Simulate serving a workload on a vLLM-V1-style instance (or a cluster) and print TTFT, "
         "ITL, TPOT and E2E statistics (milliseconds), throughput and KV utilisation. "
-        "JSON goes to stdout; messages and the progress bar go to stderr.",
+        "JSON goes to stdout; messages and the progress bar go to stderr. Flags that do not apply together "
+        "are refused.",
     )
-    g = p.add_argument_group("model and hardware")
-    g.add_argument("--model", help=f"model registry name or HuggingFace id (default {DEFAULTS['model']})")
-    g.add_argument("--model-config", metavar="PATH", help="HuggingFace config.json to read the model from")
-    g.add_argument("--hardware", help=f"GPU name, e.g. H100, H200, A100-80GB (default {DEFAULTS['hardware']})")
-    g.add_argument("--hardware-file", metavar="PATH", help="JSON/YAML file adding or overriding hardware")
-    g.add_argument("--tp", type=int, help=f"tensor-parallel degree, >= 1 (default {DEFAULTS['tp']})")
-    # precision and expert parallelism (issue #13)
-    g.add_argument("--quantization", choices=("bf16", "fp16", "fp8", "mxfp4", "nvfp4", "int4"),
-                   help="weight format, as vLLM --quantization (default: the checkpoint's)")
-    g.add_argument("--kv-cache-dtype", choices=("auto", "fp8"), help="KV-cache element type (default auto)")
-    g.add_argument("--ep", type=int, help="expert-parallel degree for MoE, divides tp (default 1)")
-    g = p.add_argument_group("latency model")
-    g.add_argument("--latency-model", metavar="NAME",
-                   help="blackbox, roofline or roofline-v2 (default: chosen automatically, see stderr)")
-    g.add_argument("--alpha-coeffs", type=_coeffs("alpha_coeffs"), metavar="A0,A1,A2",
-                   help="blackbox queueing delay: a0 microseconds + a1 microseconds per input token; a2 microseconds "
-                   "added per output token")
-    g.add_argument("--beta-coeffs", type=_coeffs("beta_coeffs"), metavar="B0,B1,B2",
-                   help="blackbox step time: b0 microseconds + b1 per prefill token + b2 per decode token")
-    g.add_argument("--bench-data-path", metavar="DIR", help="kernel benchmark tables for roofline-v2")
-    g.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
+    flags: list[_flags.Flag] = []
+    g = p.add_argument_group("model, hardware and latency model")
+    flags += _flags.add_model_flags(g, SimConfig)
     g = p.add_argument_group("workload")
-    g.add_argument("--workload", metavar="NAME|PATH",
-                   help="preset (chatbot, contentgen, summarization, multidoc) or a workload YAML file "
-                   f"(default {DEFAULTS['workload']})")
-    g.add_argument("--trace", metavar="CSV", help="replay arrival_time_us,input_tokens,output_tokens[,prefix_group]")
-    g.add_argument("--rate", type=_rate_points, help="arrival rate, requests per second (> 0; default 1; closed "
-                   "loop: a cap, default none); a comma-separated list runs a sweep")
-    g.add_argument("--num-requests", type=int, help="number of requests (>= 1; default 100)")
-    g.add_argument("--arrival", help="arrival process: constant, poisson, gamma, weibull (default constant)")
-    g.add_argument("--cv", type=float, help="coefficient of variation of gamma/weibull inter-arrival times (> 0)")
-    g.add_argument("--seed", type=int, help="random seed of the workload (default 42)")
+    g.add_argument("--workload", metavar="NAME|PATH", type=_flags.text_type("workload"),
+                   help=f"length preset ({', '.join(available_presets())}) or a workload YAML file "
+                   "(default chatbot)")
+    g.add_argument("--trace", metavar="CSV", type=_flags.text_type("trace"),
+                   help="replay a CSV trace: arrival_time_us (microseconds),input_tokens,output_tokens"
+                   "[,prefix_group,prefix_len] (only --num-requests applies with it)")
+    from blis.commands import workload_args  # --rate lists, closed loop, fixed lengths, sweeps, --emit
+
+    workload_args.add_arguments(p, g)  # defined by hand: the generator skips these fields
+    flags += _flags.add_model_flags(g, Workload, defaults={"num_requests": "default 100, or every trace row"})
     g = p.add_argument_group("engine (vLLM scheduler and KV cache)")
-    g.add_argument("--max-num-seqs", type=int, help="most running requests per step (default 256)")
-    g.add_argument("--max-num-batched-tokens", type=int, help="token budget per step (default 2048)")
-    g.add_argument("--long-prefill-token-threshold", type=int,
-                   help="cap on one request's prefill chunk per step, tokens; 0 = off (default 0)")
-    g.add_argument("--block-size", type=int, help="tokens per KV block (default 16)")
-    g.add_argument("--total-kv-blocks", type=int,
-                   help="KV blocks per instance (default: derived from model, hardware and TP)")
-    g.add_argument("--gpu-memory-utilization", type=float, help="fraction of GPU memory vLLM may use (default 0.9)")
-    g.add_argument("--max-model-len", type=int, help="longest prompt+output, tokens; longer prompts are rejected")
-    g.add_argument("--no-prefix-caching", action="store_true", help="turn automatic prefix caching off")
-    g.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
-                   help="vLLM async scheduling: the next step is scheduled while the current one runs, so an "
-                   "arrival joins one step later (default: on, as vLLM >= 0.14)")
-    g.add_argument("--horizon-s", type=float,
-                   help="stop at this simulated time, seconds; unfinished requests are reported")
+    flags += _flags.add_model_flags(g, EngineConfig)
     g = p.add_argument_group("output")
     g.add_argument("--output", choices=("json", "table"), default="json", help="summary format on stdout")
-    g.add_argument("--requests-out", metavar="PATH", help="write the per-request table (.csv, or .parquet)")
-    g.add_argument("--steps-out", metavar="PATH", help="write the per-step table as CSV")
+    _flags.add_output_flag(g, "--requests-out", TABLE_SUFFIXES,
+                           "write the per-request table (times in ms; Parquet needs pyarrow)")
+    _flags.add_output_flag(g, "--steps-out", TABLE_SUFFIXES, "write the per-step table (times in microseconds)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from blis.cluster.cli_args import add_cluster_arguments
+
+    flags += add_cluster_arguments(p)
+    p.set_defaults(handler=run, flags=flags)
+
+
+# --- configuration from the flags ------------------------------------------------------------------
+def _model_name_from_config(path: str) -> str:
+    """A --model-config's model name: its folder's name (the file may sit in the current folder)."""
+    p = Path(path).resolve()
+    return p.name if p.is_dir() else (p.parent.name or "custom")
+
+
+def _workload(args, flags, notes: list[str]):
+    from blis.workload.spec import DEFAULT_NUM_REQUESTS, Workload
+
+    wl = _flags.given(args, flags, Workload)
+    if args.rate is not None:  # a sweep starts at its first point
+        wl["rate"] = args.rate[0] if isinstance(args.rate, list) else args.rate
+    if args.trace:
+        if args.workload:
+            raise BlisInputError("workload: --workload and --trace both give the requests; choose one")
+        if "rate" in wl:
+            raise BlisInputError("rate: --rate does not apply with --trace (the trace has its own arrival times)")
+        extra = [f for f in wl if f not in TRACE_FIELDS]
+        if extra:
+            raise BlisInputError(f"{extra[0]}: {_flags.option_of(flags, extra[0])} does not apply with --trace "
+                                 "(the trace has its own arrival times and lengths)")
+        return Workload.from_trace_csv(args.trace, num_requests=wl.get("num_requests"))
+    name = args.workload or "chatbot"
+    if args.workload is None:
+        notes.append(f"workload={name}")
+    if name.endswith((".yaml", ".yml", ".json")) or Path(name).exists():
+        workload = Workload.from_yaml(name)
+    else:
+        workload = Workload.preset(name)
+    if wl:
+        import inspect
+
+        known = set(inspect.signature(workload.with_overrides).parameters)
+        workload = workload.with_overrides(**{k: v for k, v in wl.items() if k in known})
+        rest = {k: v for k, v in wl.items() if k not in known}
+        if rest:
+            workload = type(workload).model_validate({**workload.model_dump(), **rest})
+    if "stage_gap_s" in wl and not workload.stages:
+        raise BlisInputError("stage_gap_s: --stage-gap-s applies only to a workload with load stages")
+    _check_span(workload)
+    if not workload.stages and not workload.clients and "rate" not in wl and workload.rate is not None:
+        notes.append(f"rate={workload.rate:g} req/s")
+    if "num_requests" not in wl:
+        notes.append(f"num_requests={workload.num_requests or DEFAULT_NUM_REQUESTS}")
+    if "seed" not in wl:
+        notes.append(f"seed={workload.seed}")
+    return workload
+
+
+def _check_span(workload) -> None:
+    """Arrivals must fit the simulated clock (int64 microseconds): refuse a rate so low they would not."""
+    from blis.config import MAX_TIME_US
+    from blis.workload.spec import DEFAULT_NUM_REQUESTS
+
+    if workload.stages or workload.trace_path is not None or workload.rate is None:
+        return  # stage durations are bounded by their fields; a trace's times by its reader; a closed loop's
+        # by its completions
+    n = workload.num_requests or DEFAULT_NUM_REQUESTS
+    span_s = n / workload.rate * (1 + 10 * workload.cv)  # generous for bursty gaps
+    if span_s * 1e6 > MAX_TIME_US:
+        raise BlisInputError(f"rate: {n} requests at {workload.rate:g} requests per second would span about "
+                             f"{span_s:.3g} s, beyond the simulated clock ({MAX_TIME_US / 1e6:g} s); raise the rate")
+
+
+def _calibration_kind(path: str) -> str:
+    """'blackbox' (a list of coefficient entries) or 'roofline' (a parameter mapping); unknown keys refused."""
+    from blis._files import read_structured
+    from blis.latency.roofline import RooflineParams
+
+    data = read_structured(path, "calibration_file")
+    if isinstance(data, list) and data:
+        allowed = {"model", "hardware", "tp", "alpha", "beta", "source"}
+        for i, entry in enumerate(data):
+            if not isinstance(entry, dict):
+                raise BlisInputError(f"calibration_file: {path}: entry {i} must be a mapping of "
+                                     f"{', '.join(sorted(allowed))}")
+            unknown = sorted(set(entry) - allowed)
+            if unknown:
+                raise BlisInputError(f"calibration_file: {path}: entry {i}: unknown key(s) {', '.join(unknown)}; "
+                                     f"allowed: {', '.join(sorted(allowed))}")
+        return "blackbox"
+    if isinstance(data, dict) and data:
+        section = data.get("roofline", data)
+        names = set(RooflineParams.param_names())
+        unknown = sorted((set(data) - {"roofline"}) if "roofline" in data else set())
+        if isinstance(section, dict):
+            unknown += sorted(set(section) - names)
+        if unknown or not isinstance(section, dict):
+            raise BlisInputError(f"calibration_file: {path}: unknown key(s) {', '.join(map(str, unknown))}; "
+                                 f"allowed: roofline, {', '.join(sorted(names))}")
+        return "roofline"
+    raise BlisInputError(f"calibration_file: {path}: expected the blackbox entries or the roofline parameters "
+                         "that `blis calibrate` writes")
+
+
+def latency_model_for_calibration(path: str, chosen: str | None) -> str | None:
+    """The latency model a calibration file implies: 'blackbox' for blackbox entries; roofline parameters serve
+    roofline and roofline-v2 (None keeps the automatic choice). A file for another model is refused."""
+    kind = _calibration_kind(path)
+    serves = ("blackbox",) if kind == "blackbox" else ("roofline", "roofline-v2")
+    if chosen is not None and chosen not in serves:
+        raise BlisInputError(f"calibration_file: {path} holds {kind} parameters; the latency model is {chosen}")
+    return "blackbox" if kind == "blackbox" else chosen
+
+
+def _latency_model(sim: dict, flags) -> str | None:
+    """The latency model the flags imply; conflicting flags are refused."""
+    chosen = sim.get("latency_model")
+    coeffs = [f for f in ("alpha_coeffs", "beta_coeffs") if f in sim]
+    if coeffs:
+        if chosen not in (None, "blackbox"):
+            raise BlisInputError(f"{coeffs[0]}: {_flags.option_of(flags, coeffs[0])} is for the blackbox latency "
+                                 f"model, not {chosen}")
+        chosen = "blackbox"
+    if sim.get("calibration_file"):
+        chosen = latency_model_for_calibration(sim["calibration_file"], chosen)
+    if sim.get("bench_data_path") and chosen not in (None, "roofline-v2"):
+        raise BlisInputError(f"bench_data_path: --bench-data-path is for the roofline-v2 latency model, "
+                             f"not {chosen}")
+    return chosen
+
+
+def _check_names(config) -> None:
+    """Model and hardware names that nothing knows are refused with the known ones listed."""
+    from blis.latency.blackbox import canonical_model_name, load_coefficient_table
+    from blis.physics.hardware import available_hardware, get_hardware, load_hardware_file
+    from blis.physics.model_spec import available_models, get_model, load_hf_config
+
+    extra = load_hardware_file(config.hardware_file) if config.hardware_file else None
+    table = load_coefficient_table()
+    if config.model_config_path:
+        load_hf_config(config.model_config_path, name=config.model)
+    else:
+        try:
+            get_model(config.model)
+        except BlisInputError:
+            if canonical_model_name(config.model) not in {canonical_model_name(e["model"]) for e in table}:
+                raise BlisInputError(f"model: unknown model {config.model!r}; known: "
+                                     f"{', '.join(available_models())} (or give --model-config)") from None
     try:
-        from blis.cluster.cli_args import add_cluster_arguments
-    except ModuleNotFoundError:
-        add_cluster_arguments = None
-    if add_cluster_arguments is not None:
-        add_cluster_arguments(p)
-    from blis.commands import workload_args  # closed loop, fixed lengths, sweeps, --emit
-
-    workload_args.add_arguments(p)
-    p.set_defaults(handler=run)
-
-
-def _rate_points(text: str):
-    from blis.commands.workload_args import rate_points
-
-    try:
-        return rate_points(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        get_hardware(config.hardware, extra)
+    except BlisInputError:
+        if config.hardware.upper() not in {str(e["hardware"]).upper() for e in table}:
+            raise BlisInputError(f"hardware: unknown hardware {config.hardware!r}; known: "
+                                 f"{', '.join(available_hardware(extra))} (or give --hardware-file)") from None
 
 
 def build_config(args):
     """SimConfig from parsed arguments; returns (config, notes about defaults used)."""
     from blis.config import EngineConfig, SimConfig
-    from blis.workload.spec import Workload
 
-    notes = []
-    for field in ("model", "hardware", "tp"):
-        if getattr(args, field) is None and not (field == "model" and args.model_config):
-            notes.append(f"{field}={DEFAULTS[field]}")
-    if args.trace:
-        workload = Workload.from_trace_csv(args.trace)
-        if args.num_requests is not None:
-            workload = workload.with_overrides(num_requests=args.num_requests)
-    else:
-        name = args.workload or DEFAULTS["workload"]
-        if args.workload is None:
-            notes.append(f"workload={name}")
-        if name.endswith((".yaml", ".yml")) or Path(name).is_file():
-            workload = Workload.from_yaml(name)
-        else:
-            workload = Workload.preset(name)
-        rate = args.rate[0] if isinstance(args.rate, list) else args.rate  # a sweep starts at its first point
-        workload = workload.with_overrides(rate=rate, num_requests=args.num_requests, seed=args.seed,
-                                           arrival=args.arrival, cv=args.cv)
+    flags = args.flags
+    sim = _flags.given(args, flags, SimConfig)
+    notes = [f"{f}={SimConfig.model_fields[f].default}" for f in ("model", "hardware", "tp")
+             if f not in sim and not (f == "model" and "model_config_path" in sim)]
+    if "model_config_path" in sim and "model" not in sim:
+        sim["model"] = _model_name_from_config(sim["model_config_path"])
+    latency_model = _latency_model(sim, flags)
+    if latency_model is not None:
+        sim["latency_model"] = latency_model
+    workload = _workload(args, flags, notes)
     from blis.commands import workload_args
 
     workload = workload_args.apply(args, workload, notes)
-    engine_fields = {
-        "max_num_seqs": args.max_num_seqs,
-        "max_num_batched_tokens": args.max_num_batched_tokens,
-        "long_prefill_token_threshold": args.long_prefill_token_threshold,
-        "block_size": args.block_size,
-        "total_kv_blocks": args.total_kv_blocks,
-        "gpu_memory_utilization": args.gpu_memory_utilization,
-        "max_model_len": args.max_model_len,
-        "async_scheduling": args.async_scheduling,
-    }
-    engine = EngineConfig(**{k: v for k, v in engine_fields.items() if v is not None},
-                          enable_prefix_caching=not args.no_prefix_caching)
-    fields = {
-        "model": args.model or (Path(args.model_config).parent.name if args.model_config else DEFAULTS["model"]),
-        "hardware": args.hardware or DEFAULTS["hardware"],
-        "tp": args.tp if args.tp is not None else DEFAULTS["tp"],
-        "latency_model": args.latency_model,
-        "alpha_coeffs": args.alpha_coeffs,
-        "beta_coeffs": args.beta_coeffs,
-        "model_config_path": args.model_config,
-        "hardware_file": args.hardware_file,
-        "bench_data_path": args.bench_data_path,
-        "calibration_file": args.calibration_file,
-        **{k: v for k, v in (("quantization", args.quantization), ("kv_cache_dtype", args.kv_cache_dtype),
-                             ("ep", args.ep)) if v is not None},
-        "engine": engine,
-        "workload": workload,
-        "horizon_us": None if args.horizon_s is None else max(1, int(args.horizon_s * 1e6)),
-    }
-    if args.horizon_s is not None and args.horizon_s <= 0:
-        raise BlisInputError("horizon_s: must be > 0 seconds")
-    return SimConfig(**fields), notes
+    if workload.rate is None:  # a closed loop without a cap: no rate was used
+        notes[:] = [n for n in notes if not n.startswith("rate=")]
+    engine = EngineConfig(**_flags.given(args, flags, EngineConfig))
+    config = SimConfig(**sim, engine=engine, workload=workload)
+    _check_names(config)
+    return config, notes
+
+
+def write_table(df, path: str, what: str) -> None:
+    """A DataFrame to CSV or Parquet (by extension; the path was checked when the flags were parsed)."""
+    try:
+        if str(path).lower().endswith(".parquet"):
+            df.to_parquet(path, index=False)
+        else:
+            df.to_csv(path, index=False)
+    except OSError as exc:
+        raise BlisInputError(f"{what}: cannot write {path} ({exc.strerror or exc})") from None
+
+
+# --- progress ----------------------------------------------------------------------------------------
+def _eta_column():
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class ETA(ProgressColumn):
+        """Estimated wall time left, from the finished fraction and the time so far."""
+
+        def render(self, task) -> Text:
+            done = task.completed / task.total if task.total else 0.0
+            if done <= 0.0 or task.elapsed is None:
+                return Text("ETA -:--")
+            left = int(task.elapsed * (1.0 - done) / done)
+            return Text(f"ETA {left // 60}:{left % 60:02d}")
+
+    return ETA()
 
 
 class _Progress:
-    """A rich progress bar on stderr, shown only for runs that last more than a second on a terminal."""
+    """Writes ``header`` to stderr when the simulation has started (all input checked), then a rich progress
+    bar with the elapsed time and an ETA, shown only for runs lasting over a second on a terminal."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, header: str = "") -> None:
         self.enabled = enabled and sys.stderr.isatty()
+        self.header = header
         self.start = time.monotonic()
         self.bar = None
         self.task = None
 
+    def started(self) -> None:
+        if self.header:
+            sys.stderr.write(self.header + "\n")
+            sys.stderr.flush()
+            self.header = ""
+
     def __call__(self, fraction: float) -> None:
+        self.started()
         if not self.enabled:
             return
         if self.bar is None:
@@ -187,7 +291,7 @@ class _Progress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                                TimeElapsedColumn(), _eta_column(), console=Console(stderr=True), transient=True)
             self.bar.start()
             self.task = self.bar.add_task("sim", total=1.0)
         self.bar.update(self.task, completed=fraction)
@@ -198,45 +302,49 @@ class _Progress:
 
 
 def run(args) -> int:
+    from blis.cluster.cli_args import cluster_config
     from blis.simulate import choose_latency_model, simulate
 
-    config, notes = build_config(args)
+    config, notes = build_config(args)  # output paths were checked when the flags were parsed
+    cluster = cluster_config(args, config)
     name, reason = choose_latency_model(config)
     msg = f"blis: latency model {name} ({reason})"
     if notes:
         msg = f"blis: defaults used: {', '.join(notes)}; latency model {name} ({reason})"
-    sys.stderr.write(msg + "\n")
-    progress = _Progress(not args.no_progress)
+    from blis.commands import workload_args
+
+    def run_one(cfg):  # one sweep point: the cluster the flags describe, or one instance
+        c = cluster_config(args, cfg)
+        if c is not None:
+            from blis.cluster.cluster import simulate_cluster
+
+            return simulate_cluster(c)
+        return simulate(cfg)
+
+    if workload_args.maybe_sweep(args, config, run_one, header=msg):
+        return 0
+    progress = _Progress(not args.no_progress, msg)
     try:
-        result = None
-        try:
-            from blis.cluster.cli_args import maybe_simulate_cluster
-        except ModuleNotFoundError:
-            maybe_simulate_cluster = None
-        from blis.commands import workload_args
+        if cluster is not None:
+            from blis.cluster.cluster import simulate_cluster
 
-        def run_one(cfg):  # one sweep point: the cluster the flags describe, or one instance
-            res = maybe_simulate_cluster(args, cfg) if maybe_simulate_cluster is not None else None
-            return res if res is not None else simulate(cfg)
-
-        if workload_args.maybe_sweep(args, config, run_one):
-            return 0
-        if maybe_simulate_cluster is not None:
-            result = maybe_simulate_cluster(args, config, progress)
-        if result is None:
+            result = simulate_cluster(cluster, progress=progress)
+        else:
             result = simulate(config, progress=progress)
+        progress.started()
     finally:
         progress.close()
-    if args.requests_out:
-        result.write_requests(args.requests_out)
-    if args.steps_out:
-        result.steps.to_csv(args.steps_out, index=False)
     if workload_args.emit(args, result):
-        return 0
-    if args.output == "json":
+        pass
+    elif args.output == "json":
         sys.stdout.write(result.to_json() + "\n")
     else:
         print_table(result.summary)
+    sys.stdout.flush()
+    if args.requests_out:
+        write_table(result.requests, args.requests_out, "requests_out")
+    if args.steps_out:
+        write_table(result.steps, args.steps_out, "steps_out")
     return 0
 
 
@@ -265,3 +373,5 @@ def print_table(summary: dict) -> None:
             v = summary[key]
             rest.add_row(key, f"{v:,.3f}" if isinstance(v, float) else str(v))
     console.print(rest)
+
+

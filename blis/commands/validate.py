@@ -6,6 +6,8 @@ import json
 import math
 import sys
 
+from blis.commands import _flags
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,8 +20,7 @@ def register(sub) -> None:
     )
     p.add_argument("--traces", required=True, nargs="+", metavar="DIR",
                    help="run folders, or folders whose sub-folders are runs")
-    p.add_argument("--latency-model", metavar="NAME",
-                   help="blackbox, roofline or roofline-v2 (default: chosen automatically per run)")
+    _flags.add_latency_model_flag(p, default_text="chosen automatically per run")
     p.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
     p.add_argument("--tolerance", metavar="METRIC=PCT,...",
                    help="largest allowed median error in percent, e.g. ttft_mean=15,e2e_mean=10 (metrics: "
@@ -32,6 +33,10 @@ def run(args) -> int:
     from blis.validate import parse_tolerances, tolerance_violations, validate
 
     tolerances = parse_tolerances(args.tolerance)  # bad input fails before any simulation
+    if args.calibration_file:
+        from blis.commands.run import latency_model_for_calibration
+
+        args.latency_model = latency_model_for_calibration(args.calibration_file, args.latency_model)
     kw = {"calibration_file": args.calibration_file} if args.calibration_file else {}
     report = validate(args.traces, args.latency_model, **kw)
     if args.json:

@@ -14,7 +14,12 @@ from blis.errors import BlisInputError
 EMIT_FORMATS = ("vllm-bench",)
 
 
-def add_arguments(p) -> None:
+def add_arguments(p, workload_group=None) -> None:
+    """Add the flags; ``--rate`` goes into ``workload_group`` (it takes a list here, so it is not generated)."""
+    (workload_group or p).add_argument(
+        "--rate", type=_rate_type, metavar="R[,R...]",
+        help="arrival rate, requests per second (> 0; default: the preset's; closed loop: a cap, default none); "
+        "a comma-separated list runs a sweep")
     g = p.add_argument_group("closed loop, fixed lengths, sweeps")
     g.add_argument("--concurrency", metavar="N[,N...]",
                    help="closed loop: N users, each sending its next request when its previous one finishes "
@@ -29,6 +34,15 @@ def add_arguments(p) -> None:
     g.add_argument("--emit", choices=EMIT_FORMATS, help="print the summary under vllm bench serve's metric names")
     g.add_argument("--plot", metavar="PATH", help="sweep: write the throughput-latency curve (png/svg/pdf; "
                    "needs the plot extra)")
+
+
+def _rate_type(text: str):
+    import argparse
+
+    try:
+        return rate_points(text)
+    except (ValueError, BlisInputError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def rate_points(text: str):
@@ -93,13 +107,16 @@ def apply(args, workload, notes: list[str]):
         raise BlisInputError(f"{loc}: {str(err['msg']).removeprefix('Value error, ')}") from None
 
 
-def maybe_sweep(args, config, run_one) -> bool:
-    """Run the sweep the flags ask for (``run_one(config)`` simulates one point); False when there is none."""
+def maybe_sweep(args, config, run_one, header: str = "") -> bool:
+    """Run the sweep the flags ask for (``run_one(config)`` simulates one point); False when there is none.
+    ``header`` (the "defaults used / latency model" line) goes to stderr once the sweep starts."""
     points = sweep_points(args)
     if points is None:
         return False
     from blis.sweep import sweep
 
+    if header:
+        sys.stderr.write(header + "\n")
     parameter, values = points
     out = sweep(config, **{parameter: values}, simulate_fn=run_one)
     if args.plot:

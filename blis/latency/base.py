@@ -114,8 +114,4 @@ def _load_builtin_models() -> None:
     import importlib
 
     for mod in ("blis.latency.blackbox", "blis.latency.roofline", "blis.latency.roofline_v2"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:  # a model module not written yet
-            if exc.name != mod:
-                raise
+        importlib.import_module(mod)

@@ -127,16 +127,9 @@ def load_calibration(hardware: HardwareSpec) -> tuple[RooflineParams, str]:
 def read_calibration_file(path: str | Path) -> dict:
     """Parameters from a calibration YAML/JSON (``blis calibrate``): a ``roofline:`` section if present,
     else the top level. Keys are RooflineParams names; other keys are ignored."""
-    p = Path(path)
-    if not p.is_file():
-        raise BlisInputError(f"calibration_file: {path} does not exist")
-    text = p.read_text()
-    if p.suffix.lower() == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
+    from blis._files import read_structured
 
-        data = yaml.safe_load(text)
+    data = read_structured(path, "calibration_file")
     if not isinstance(data, Mapping):
         raise BlisInputError(f"calibration_file: {path} must hold a mapping of parameter: value")
     section = data.get("roofline", data)

@@ -11,7 +11,6 @@ as ``extra`` (no global registry is modified).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -310,15 +309,6 @@ _UNIT_FIELDS = {
 _OTHER_FIELDS = {"name", "base", "aliases", "source", "peak_flops", "peak_tflops"}
 
 
-def _read_structured(path: Path) -> Any:
-    text = path.read_text()
-    if path.suffix.lower() == ".json":
-        return json.loads(text)
-    import yaml
-
-    return yaml.safe_load(text)
-
-
 def hardware_from_dict(entry: Mapping[str, Any], known: Mapping[str, HardwareSpec] | None = None) -> HardwareSpec:
     """Build one spec from a file entry. ``base`` (or an existing ``name``) supplies missing fields."""
     if not isinstance(entry, Mapping):
@@ -379,15 +369,17 @@ def load_hardware_file(path: str | Path) -> dict[str, HardwareSpec]:
     interconnect_latency_us, peak_tflops {precision: TFLOP/s dense} or peak_flops {precision: FLOP/s},
     aliases, source.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise BlisInputError(f"hardware_file: {path} does not exist")
-    data = _read_structured(p)
+    from blis._files import read_structured
+
+    data = read_structured(path, "hardware_file")
     if isinstance(data, Mapping) and "hardware" in data:
         data = data["hardware"]
     if isinstance(data, Mapping) and "name" in data:
         entries = [data]
     elif isinstance(data, Mapping):
+        bad = [k for k, v in data.items() if v is not None and not isinstance(v, Mapping)]
+        if bad:
+            raise BlisInputError(f"hardware_file: {path}: entry {bad[0]!r} must be a mapping of hardware fields")
         entries = [{"name": k, **(v or {})} for k, v in data.items()]
     elif isinstance(data, list):
         entries = data

@@ -9,12 +9,12 @@ hybrid attention, state-space layers) is refused with the field that says so. De
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from blis._files import read_json
 from blis.errors import BlisInputError
 from blis.physics.model_spec import ModelSpec
 from blis.physics.precision import dtype_name, quantization_from_hf
@@ -130,7 +130,8 @@ def spec_from_hf_config(cfg: Mapping[str, Any], name: str = "custom", where: str
     hidden = _int_field(cfg, "hidden_size", where)
     heads = _int_field(cfg, "num_attention_heads", where)
     layers = _int_field(cfg, "num_hidden_layers", where)
-    kv_heads = cfg.get("num_key_value_heads") or heads  # absent = multi-head attention (Llama-2-7B style)
+    kv_heads = _int_field(cfg, "num_key_value_heads", where) if cfg.get("num_key_value_heads") is not None \
+        else heads  # absent = multi-head attention (Llama-2-7B style); 0 is refused
     head_dim = cfg.get("head_dim") or (hidden // heads)
     mla = _opt_int(cfg, "kv_lora_rank", where)
     if mla:
@@ -220,12 +221,7 @@ def load_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
     p = Path(path)
     if p.is_dir():
         p = p / "config.json"
-    if not p.is_file():
-        raise BlisInputError(f"model_config_path: {path} does not exist")
-    try:
-        cfg = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise BlisInputError(f"model_config_path: {p} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    cfg = read_json(p, "model_config_path")
     if not isinstance(cfg, dict):
         raise BlisInputError(f"model_config_path: {p} must hold a JSON object")
     label = name or p.parent.name or "custom"

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from blis.errors import BlisInputError
-from blis.traces._files import read_json, read_yaml
+from blis._files import read_json, read_yaml
 from blis.traces.benchmark import Benchmark, BenchmarkPoint
 from blis.traces.measured import ServerSettings
 from blis.workload.spec import Workload
@@ -205,7 +205,7 @@ def _mean_lengths(row: dict) -> dict:
 
 
 def _server(folder: Path) -> ServerSettings:
-    from blis.traces._files import as_int
+    from blis._files import as_int
 
     exp_path = folder / "exp-config.yaml"
     if not exp_path.is_file():

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from blis._files import as_int, read_text, read_yaml
 from blis.errors import BlisInputError
-from blis.traces._files import as_int, read_yaml
 from blis.traces.measured import MeasuredRun, ServerSettings
 from blis.workload.request_table import RequestTable
 
@@ -53,10 +53,7 @@ def read_otel_spans(path: Path) -> list[dict[str, Any]]:
     Raises BlisInputError ``<file>:<line>: <problem>`` for a line that is not an OTLP batch or a span
     without the attributes a replay needs.
     """
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise BlisInputError(f"{path}: cannot read ({exc.strerror})") from None
+    text = read_text(path)
     spans: list[dict[str, Any]] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -142,8 +142,8 @@ def sim_config(
 def blackbox_from_file(path: str, model: str, hardware: str, tp: int) -> tuple[tuple, tuple]:
     """alpha, beta of the entry for (model, hardware, tp) in a blackbox coefficients file (the format of
     blis/latency/coefficients/blackbox.yaml, as written by `blis calibrate --latency-model blackbox`)."""
+    from blis._files import read_yaml
     from blis.latency.blackbox import canonical_hardware_name, canonical_model_name
-    from blis.traces._files import read_yaml
 
     entries = read_yaml(Path(path))
     if not isinstance(entries, list):

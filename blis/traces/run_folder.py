@@ -17,14 +17,15 @@ rebuilds what actually ran:
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blis._files import as_int, get_path, read_json, read_text, read_yaml
 from blis.errors import BlisInputError
-from blis.traces._files import as_int, get_path, read_json, read_yaml
 from blis.traces.measured import MeasuredRun, ServerSettings
 from blis.workload.request_table import RequestTable
 
@@ -52,10 +53,7 @@ def read_requests_csv(path: Path) -> dict[str, np.ndarray]:
 
     Raises BlisInputError ``<file>:<line>: <column>: <problem>`` on the first malformed value.
     """
-    try:
-        handle = path.open(newline="")
-    except OSError as exc:
-        raise BlisInputError(f"{path}: cannot read ({exc.strerror})") from None
+    handle = io.StringIO(read_text(path), newline="")
     with handle:
         reader = csv.reader(handle)
         header = next(reader, None)

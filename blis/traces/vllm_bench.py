@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from blis._files import as_int, read_json, read_yaml
 from blis.errors import BlisInputError
-from blis.traces._files import as_int, read_json, read_yaml
 from blis.traces.measured import MeasuredRun, ServerSettings
 from blis.workload.request_table import RequestTable
 

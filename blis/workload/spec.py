@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 
-from blis.errors import BlisInputError
+from blis.errors import BlisInputError, format_validation_error
 from blis.workload import arrivals as arr
 from blis.workload.request_table import RequestTable
 from blis.workload.shared_prefix import shared_prefix_columns
@@ -378,9 +378,7 @@ def _validate_file(cls: type[Workload], data: dict[str, Any], path: str | Path) 
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "workload"
-        raise BlisInputError(f"{path}: {loc}: {err['msg']}") from None
+        raise BlisInputError(format_validation_error(exc, where=str(path))) from None
 
 
 def _arrival_fields(rate, num_requests, seed, arrival, cv, stages, stage_gap_s, closed_loop=None) -> dict:

@@ -11,15 +11,18 @@ Rows are sorted by arrival time (stable) when they are not already.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 
+from blis._files import read_text
 from blis.workload.request_table import RequestTable
 
 REQUIRED = ("arrival_time_us", "input_tokens", "output_tokens")
 OPTIONAL = ("prefix_group", "prefix_len", "prompt_id", "parent", "client")
+_MAX = 10**15  # microseconds or tokens: beyond it int64 sums overflow
 _MIN = {"arrival_time_us": 0, "input_tokens": 1, "output_tokens": 1, "prefix_len": 0}
 
 
@@ -40,16 +43,17 @@ def _parse_int(text: str, column: str, where: str, blank: int | None) -> int:
     low = _MIN.get(column)
     if low is not None and value < low:
         raise ValueError(f"{where}: {column} is {value}, must be >= {low}")
+    if value > _MAX:
+        raise ValueError(f"{where}: {column} is {value}, must be <= {_MAX}")
     return value
 
 
 def read_trace_csv(path: str | Path) -> RequestTable:
     """Read a request trace; a malformed row raises ValueError naming the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"trace: file not found: {path}")
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
+    text = read_text(path, "trace")  # missing, binary and non-UTF-8 files: one line naming the file
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)
         if header is None:
             raise ValueError(f"{path}: empty file (expected a header with {', '.join(REQUIRED)})")
@@ -75,6 +79,8 @@ def read_trace_csv(path: str | Path) -> RequestTable:
                 raise ValueError(f"{where}: {len(row)} fields, header has {len(names)}")
             for out, c, i in zip(values, columns, index):
                 out.append(_parse_int(row[i], c, where, blanks[c]))
+    except csv.Error as exc:
+        raise ValueError(f"{path} line {reader.line_num}: not valid CSV ({exc})") from None
     data = {c: np.asarray(v, dtype=np.int64) for c, v in zip(columns, values)}
     if not len(data["arrival_time_us"]):
         raise ValueError(f"{path}: no requests after the header")

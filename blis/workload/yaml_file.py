@@ -33,8 +33,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from blis.errors import BlisInputError
 
 # How inference-perf's OCT25 client turned nominal prompt lengths into server prompt lengths (it decodes
@@ -58,18 +56,9 @@ _LOAD_TYPES = {"constant": "inference-perf-constant", "poisson": "inference-perf
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML (or JSON) file whose top level is a mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"workload: file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise BlisInputError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise BlisInputError(f"{path}: expected a mapping of workload fields at the top level")
-    return data
+    from blis._files import read_mapping
+
+    return read_mapping(path, "workload")
 
 
 def load_workload_yaml(path: str | Path) -> dict[str, Any]:
