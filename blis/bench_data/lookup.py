@@ -215,20 +215,39 @@ class MfuDatabase:
     gemm: dict[str, GemmTable]
     prefill: AttentionTables
     decode: AttentionTables
+    allreduce: object = None  # blis.bench_data.comm.AllReduceTable, or None when not measured
+    label: str = ""  # where the tables came from (folder or aiconfigurator:<system>/<backend>/<version>)
 
     @classmethod
-    def from_bench(cls, bench: bdf.BenchData, mode: str = "loglog") -> MfuDatabase:
+    def from_bench(cls, bench: bdf.BenchData, mode: str = "loglog", allreduce_rows=None,
+                   label: str = "") -> MfuDatabase:  # fmt: skip
+        from blis.bench_data.comm import AllReduceTable
+
         return cls(
             bench,
             {dt: GemmTable(rows, mode) for dt, rows in bench.gemm.items()},
             build_attention(bdf.PREFILL, bench.prefill, mode),
             build_attention(bdf.DECODE, bench.decode, mode),
+            AllReduceTable(allreduce_rows) if allreduce_rows else None,
+            label or str(bench.folder),
         )
 
     @classmethod
     def load(cls, folder, mode: str = "loglog") -> MfuDatabase:
         """Check and load a GPU folder (BlisInputError when the check finds any problem)."""
-        return cls.from_bench(bdf.load_bench_dir(folder), mode)
+        from blis.bench_data.comm import read_allreduce
+
+        return cls.from_bench(bdf.load_bench_dir(folder), mode, read_allreduce(folder))
+
+    @classmethod
+    def from_source(cls, source: str, hardware: str, mode: str = "loglog") -> MfuDatabase:
+        """A GPU folder path, or an ``aiconfigurator[:system/backend/version]`` spec read in place."""
+        from blis.bench_data import aiconfigurator as aic
+
+        if aic.is_spec(source):
+            t = aic.load(source, hardware)
+            return cls.from_bench(t.bench, mode, t.allreduce, t.ref.label)
+        return cls.load(source, mode)
 
     def peak_ratio(self, table_dtype: str, want_dtype: str) -> float | None:
         """peak(table_dtype) / peak(want_dtype) from the provenance: the latency factor at equal MFU."""
