@@ -171,6 +171,16 @@ def _read(path: Path, columns: tuple[str, ...]):
     return df
 
 
+def _dedupe(df, keys: list[str], what: str, notes: list[str]):
+    """One row per key: repeated measurements of a key (older collections hold some) become their median."""
+    dup = df.duplicated(keys, keep=False)
+    if not dup.any():
+        return df
+    notes.append(f"{what}: {int(dup.sum())} rows repeat a key; the median latency of each key is used")
+    return df.groupby(keys, as_index=False, sort=False).agg({"latency": "median"}).set_index(
+        df.index[~df.duplicated(keys)])
+
+
 def _one_source(df):
     """Rows of one kernel_source per key: the source with the most rows (ties: name order)."""
     if "kernel_source" not in df.columns or df["kernel_source"].nunique() <= 1:
@@ -214,6 +224,7 @@ def _gemm(ref: AicRef, prov: bdf.Provenance, report: bdf.CheckReport, notes: lis
         sub, source = _one_source(sub)
         if source:
             notes.append(f"gemm {dt}: kernel_source {source}")
+        sub = _dedupe(sub, ["m", "k", "n"], f"gemm {dt}", notes)
         peak = prov.peak_flops(dt)
         rows, lines = [], []
         for i, m, k, n, lat in zip(sub.index, sub["m"], sub["k"], sub["n"], sub["latency"]):
@@ -237,9 +248,11 @@ def _attention(ref: AicRef, prov: bdf.Provenance, report: bdf.CheckReport, notes
         return {}
     path = d / f"{name}.parquet"
     cols = ("batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim", "attn_dtype", "kv_cache_dtype",
-            "window_size", "latency")
+            "latency")
     df = _read(path, cols + (("step",) if phase == bdf.DECODE else ()))
     bad = set(_bad_rows(df, path, report))
+    if "window_size" not in df.columns:  # older collections (e.g. a100_sxm vllm 0.14.0): full attention only
+        df = df.assign(window_size=0)
     df = df[(df["window_size"] == 0) & df["attn_dtype"].isin(list(_DTYPES)) & df["kv_cache_dtype"].isin(list(_DTYPES))]
     if phase == bdf.PREFILL:  # our prefill tables have no KV dtype: the bf16-cache rows
         df = df[df["kv_cache_dtype"] == "bfloat16"]
@@ -247,6 +260,8 @@ def _attention(ref: AicRef, prov: bdf.Provenance, report: bdf.CheckReport, notes
     df, source = _one_source(df)
     if source:
         notes.append(f"{name}: kernel_source {source}")
+    keys = ["num_heads", "num_key_value_heads", "head_dim", "attn_dtype", "kv_cache_dtype", "batch_size", "isl"]
+    df = _dedupe(df, keys + (["step"] if phase == bdf.DECODE else []), name, notes)
     peak = prov.peak_flops("bf16")
     by_shape: dict[tuple, tuple[list, list]] = {}
     for i, r in zip(df.index, df.itertuples(index=False)):
@@ -336,12 +351,12 @@ def read(ref: AicRef, gpu: str) -> AicTables:
 _CACHE: dict[tuple, AicTables] = {}
 
 
-def load(spec: str, hardware: str) -> AicTables:
+def load(spec: str, hardware: str, root: Path | None = None) -> AicTables:
     """Resolve, read and check (BlisInputError on any problem). Cached per process by (ref, gpu): the
     tables are read-only and the parquet read takes about a second."""
     from blis.physics.hardware import get_hardware
 
-    ref = resolve(spec, hardware)
+    ref = resolve(spec, hardware, root)
     gpu = get_hardware(hardware).name.lower()
     key = (ref, gpu)
     if key not in _CACHE:

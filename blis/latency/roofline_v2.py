@@ -200,12 +200,25 @@ class RooflineV2Model:
                           f"{ratio:g}, the {other}/{self.precision} peak ratio)")
         return other, ratio
 
-    def _attention(self, tables, key: tuple[str, ...]) -> tuple[Grid2D, float, bool] | None:
+    def _attention(self, tables, key: tuple[str, ...]) -> tuple[Grid2D, float, bool, int] | None:
+        """(grid, latency scale, stood in by another shape, batch multiplier) or None without tables."""
         phase = tables.phase
-        shape = tables.nearest_shape(self.attention_shape)
-        if shape is None:
+        if not tables.grids:
             self.notes.append(f"no {phase} tables: roofline v1's {phase} time")
             return None
+        h, kv, d = self.attention_shape
+        # the same kernel split differently: (h, kv, d) at batch b does the work of (h/r, kv/r, d) at batch r b
+        same_group = [s for s in tables.grids if s[2] == d and s[0] * kv == h * s[1] and kv % s[1] == 0]
+        if self.attention_shape not in tables.grids and same_group:
+            shape = max(same_group, key=lambda s: s[1])
+            bmul = kv // shape[1]
+            self.notes.append(f"{phase} {h}-{kv}-{d} not measured: {shape[0]}-{shape[1]}-{d} at {bmul}x the batch "
+                              "(same work)")
+            grids = tables.grids[shape]
+            if key not in grids:
+                key = min(grids)
+            return grids[key], 1.0, False, bmul
+        shape = tables.nearest_shape(self.attention_shape)
         near = shape != self.attention_shape
         scale = tables.shape_scale(self.attention_shape, shape) if near else 1.0
         if near:
@@ -217,7 +230,7 @@ class RooflineV2Model:
             have = min(grids)
             self.notes.append(f"{phase}: no {'/'.join(key)} rows for {shape}: using {'/'.join(have)}")
             key = have
-        return grids[key], scale, near
+        return grids[key], scale, near, 1
 
     # --- cache fillers --------------------------------------------------------------------------
     def _gemm_entry(self, T: int) -> list:
@@ -256,8 +269,8 @@ class RooflineV2Model:
         return [2 * self.num_layers * lat, 0, tuple(cover)]
 
     def _attn_entry(self, attn: tuple, b: int, x: float) -> list:
-        grid, scale, near = attn
-        lat, where = grid(b, x)
+        grid, scale, near, bmul = attn
+        lat, where = grid(b * bmul, x)
         cover = [0, 0, 0, int(near), 0]
         cover[_CLASSES.index(where)] += 1
         return [lat * scale * self.num_layers, 0, tuple(cover)]
