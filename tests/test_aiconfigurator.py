@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 
 import pytest
@@ -111,7 +112,7 @@ def test_missing_package_is_a_one_line_error(monkeypatch):
 @pytest.fixture(scope="module")
 def real():
     if not aic.installed():
-        if os.environ.get("CI", "").lower() == "true":
+        if os.environ.get("CI", "").lower() == "true" and sys.version_info >= (3, 11):
             pytest.fail("aiconfigurator-core is not installed under CI=true (.ci/run installs the aic extra)")
         pytest.skip("aiconfigurator-core not installed (pip install 'blis[aic]')")
     return aic.load("aiconfigurator", "H100")

@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--latency-model", metavar="NAME",
                    help="blackbox, roofline or roofline-v2 (default: chosen automatically)")
     p.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
+    p.add_argument("--bench-data-path", metavar="SRC",  # roofline-v2 tables (v2 block)
+                   help="kernel tables for roofline-v2: a bench_data folder, 'aiconfigurator' or "
+                        "'aiconfigurator:<system>/<backend>/<version>' (pip install 'blis[aic]')")
     p.add_argument("--requests-out", metavar="PATH",
                    help="write one CSV row per request: measured and simulated TTFT/E2E (ms), failures")
     p.set_defaults(handler=run)
@@ -34,7 +37,13 @@ def run(args) -> int:
     measured = load_run(args.trace)
     for note in measured.notes:
         sys.stderr.write(f"note: {note}\n")
-    result = replay(measured, args.latency_model, calibration_file=args.calibration_file)
+    config = None
+    if args.bench_data_path:  # v2 block
+        from blis.traces.replay import sim_config
+
+        config = sim_config(measured, args.latency_model, calibration_file=args.calibration_file).model_copy(
+            update={"bench_data_path": args.bench_data_path})
+    result = replay(measured, args.latency_model, calibration_file=args.calibration_file, config=config)
     report = compare(result)
     if args.requests_out:
         result.per_request().to_csv(args.requests_out, index=False)

@@ -47,7 +47,9 @@ def register(sub) -> None:
                    "added per output token")
     g.add_argument("--beta-coeffs", type=_coeffs("beta_coeffs"), metavar="B0,B1,B2",
                    help="blackbox step time: b0 microseconds + b1 per prefill token + b2 per decode token")
-    g.add_argument("--bench-data-path", metavar="DIR", help="kernel benchmark tables for roofline-v2")
+    g.add_argument("--bench-data-path", metavar="SRC",
+                   help="kernel tables for roofline-v2: a bench_data folder, 'aiconfigurator' or "
+                        "'aiconfigurator:<system>/<backend>/<version>' (pip install 'blis[aic]')")
     g.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
     g = p.add_argument_group("workload")
     g.add_argument("--workload", metavar="NAME|PATH",

@@ -33,9 +33,9 @@ import warnings
 from typing import TYPE_CHECKING
 
 from blis.bench_data import format as bdf
+from blis.bench_data.comm import GRAPH_MAX_TOKENS
 from blis.bench_data.lookup import EXACT, EXTRAPOLATED, INTERPOLATED, Curve, Grid2D, MfuDatabase
 from blis.latency.base import LatencyModelError, StepBatch, register_latency_model
-from blis.bench_data.comm import GRAPH_MAX_TOKENS
 from blis.latency.composition import StepComposition, layer_overhead_share
 from blis.latency.roofline import RooflineModel, compute_precision, create_roofline
 from blis.latency.selection import find_bench_source
@@ -380,6 +380,12 @@ class RooflineV2Model:
             for i, c in enumerate(cover):
                 self._retired[i] += uses * c
         cache.clear()
+
+    predict_request = RooflineModel.predict_request  # one request alone on the instance (same method as v1)
+
+    @property
+    def params(self):
+        return self.v1.params
 
     def queueing_time_us(self, input_tokens: int) -> int:
         return self.v1.queueing_time_us(input_tokens)
