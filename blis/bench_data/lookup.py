@@ -286,23 +286,28 @@ def leave_one_out(bench: bdf.BenchData, mode: str = "loglog") -> dict:
     bw = bench.provenance.bandwidth_Bps()
     errs: dict[str, list[float]] = {"interior": [], "edge": [], "shape_out": []}
     for dt, rows in bench.gemm.items():
-        for i, row in enumerate(rows):
-            table = GemmTable(rows[:i] + rows[i + 1:], mode)
-            if (row[1], row[2]) not in table.curves:
-                continue
-            lk = table.lookup(row[0], row[1], row[2])
-            lat = lk.latency_us
-            if lk.where == EXTRAPOLATED and bw is not None:
-                lat = max(lat, bdf.bytes_gemm(row[0], row[1], row[2], dt) / bw * 1e6)
-            cls = "edge" if lk.where == EXTRAPOLATED else "interior"
-            errs[cls].append(abs(lat / row[3] - 1))
-        pairs = {(r[1], r[2]) for r in rows}
-        if len(pairs) > 1:
-            for pair in pairs:
-                table = GemmTable([r for r in rows if (r[1], r[2]) != pair], mode)
-                for r in rows:
-                    if (r[1], r[2]) == pair:
-                        errs["shape_out"].append(abs(table.lookup(r[0], r[1], r[2]).latency_us / r[3] - 1))
+        full = GemmTable(rows, mode)
+        by_pair: dict[tuple[int, int], list[tuple]] = {}
+        for r in rows:
+            by_pair.setdefault((int(r[1]), int(r[2])), []).append(r)
+        for pair, prow in by_pair.items():  # one row held back: its pair's curve without it
+            for i, row in enumerate(prow):
+                rest = prow[:i] + prow[i + 1:]
+                if not rest:
+                    continue
+                lat, where = Curve([(r[0], r[3]) for r in rest], 1.0, mode)(row[0])
+                if where == EXTRAPOLATED and bw is not None:
+                    lat = max(lat, bdf.bytes_gemm(row[0], row[1], row[2], dt) / bw * 1e6)
+                errs["edge" if where == EXTRAPOLATED else "interior"].append(abs(lat / row[3] - 1))
+        if len(by_pair) > 1:  # a whole pair held back: the nearest other pair, scaled by FLOPs
+            for pair, prow in by_pair.items():
+                others = [p for p in full.curves if p != pair]
+                k, n = pair
+                covering = [p for p in others if p[0] >= k and p[1] >= n] or others
+                near = min(covering, key=lambda p: (_log_distance(p, pair, (1.0, 1.0)), p))
+                for r in prow:
+                    lat = full.curves[near](r[0])[0] * (k * n) / (near[0] * near[1])
+                    errs["shape_out"].append(abs(lat / r[3] - 1))
     out[bdf.GEMM] = {k: _pct(v) for k, v in errs.items()}
     for phase, tables in ((bdf.PREFILL, bench.prefill), (bdf.DECODE, bench.decode)):
         power = 2.0 if phase == bdf.PREFILL else 1.0
