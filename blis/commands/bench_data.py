@@ -128,9 +128,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from blis.bench_data.format import check_bench_dir
-
     from blis.bench_data import aiconfigurator as aic
+    from blis.bench_data.format import check_bench_dir
 
     report = _aic(args.dir, args.hardware).report if aic.is_spec(args.dir) else check_bench_dir(args.dir)
     if args.json:
@@ -141,11 +140,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _loo(args: argparse.Namespace) -> int:
+    from blis.bench_data import aiconfigurator as aic
     from blis.bench_data.format import gpu_folders, load_bench_dir
     from blis.bench_data.lookup import leave_one_out
     from blis.errors import BlisInputError
-
-    from blis.bench_data import aiconfigurator as aic
 
     if aic.is_spec(args.dir):
         tables = _aic(args.dir, args.hardware)
