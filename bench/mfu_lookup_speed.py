@@ -5,7 +5,8 @@ SRC defaults to ``aiconfigurator`` (aiconfigurator-core's newest vLLM tables for
 is installed, else the h100-blis tables of the shared data (BLIS_SHARED_DATA, default ../shared/data) are
 imported into a temporary folder. "build" is the model's construction once the tables are read (the
 aiconfigurator parquet read, about 2 s, happens once per process). Batches are drawn once (seeded) from a
-serving-like mix: decode batches of 1..256 requests with contexts of 100..4000 tokens, and a prefill chunk in 30 % of steps.
+serving-like mix: decode batches of 1..256 requests with contexts of 100..4000 tokens, and a prefill chunk
+in 30 % of steps.
 Prints CPU time per step_time_us call: warm (the caches filled by one pass), cold (the first 20000 steps of
 a fresh model, most decode shapes new), and roofline v1 on the same steps.
 """
