@@ -10,6 +10,10 @@ Variants: ``v1`` (today's default: the H100 calibration plus the shipped per-(mo
 these runs), ``v1 generic`` (the H100 calibration alone: no per-setup refit) and ``v2 <SRC> generic``
 (roofline-v2 on the tables, with the H100 calibration alone for its non-kernel terms). Only ``v1`` has seen
 these runs; the generic variants are not fitted to them. Medians over the runs not overloaded and over all.
+
+``--step-overhead-grid 0,400,...`` instead scores roofline-v2 (first SRC) with step_overhead_us set to each
+value and reports leave-one-model-out: for each model the value that is best on the other models' runs
+(median over those runs of the mean of the three errors), scored on the held-out model's runs.
 """
 
 from __future__ import annotations
@@ -51,7 +55,10 @@ def main() -> None:
     ap.add_argument("--runs", default=str(SHARED / "traces" / "h100-vllm-v1"))
     ap.add_argument("--bench-data-path", nargs="*", default=["aiconfigurator"])
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--step-overhead-grid", default=None, metavar="US,US,...")
     args = ap.parse_args()
+    if args.step_overhead_grid:
+        return overhead_lomo(args)
     variants = [("v1", "roofline", {}, False), ("v1 generic", "roofline", {}, True)]
     variants += [(f"v2 {src} generic", "roofline-v2", {"bench_data_path": src}, True)
                  for src in args.bench_data_path]
@@ -78,6 +85,53 @@ def main() -> None:
                 v = [e for n, e in errors[label][m] if keep(n) and math.isfinite(e)]
                 parts.append(f"{m[:-8]}: {statistics.median(v):.1f} ({max(v):.1f})")
             print(f"  {label:<34} " + "  ".join(parts))
+
+
+def overhead_lomo(args) -> None:
+    import tempfile
+
+    from blis.traces import find_runs
+
+    grid = [float(x) for x in args.step_overhead_grid.split(",")]
+    tmp = tempfile.TemporaryDirectory()
+    jobs = []
+    runs = [str(p) for p in find_runs([args.runs])]
+    for x in grid:
+        cal = Path(tmp.name) / f"so{x:g}.yaml"
+        cal.write_text(f"roofline:\n  step_overhead_us: {x}\n")
+        upd = {"bench_data_path": args.bench_data_path[0], "calibration_file": str(cal)}
+        jobs += [(r, f"{x:g}", "roofline-v2", upd, True) for r in runs]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(_one, jobs))
+    err = {(name, label): cells for name, label, _, cells in results}
+    over = {name: o for name, _, o, _ in results}
+    # the model of a run, e.g. llama-2-70b (the run names write it with or without "-hf")
+    model = {name: name.split("-", 2)[2].rsplit("-", 2)[0].removesuffix("-hf") for name in over}
+
+    def mean3(name, label):
+        return statistics.mean(abs(err[(name, label)][m][2]) for m in METRICS)
+
+    print(f"{'held-out model':<28} {'chosen step_overhead_us':>24}  " + "  ".join(m[:-8] for m in METRICS))
+    held: dict[str, list[float]] = {m: [] for m in METRICS}
+    for mdl in sorted(set(model.values())):
+        train = [n for n in over if model[n] != mdl]
+        best = min(grid, key=lambda x: statistics.median(mean3(n, f"{x:g}") for n in train))
+        for n in (n for n in over if model[n] == mdl):
+            cells = err[(n, f"{best:g}")]
+            for m in METRICS:
+                held[m].append((n, cells[m][2]))
+            print(f"{n[:27] + ('*' if over[n] else ''):<28} {best:>24g}  "
+                  + "  ".join(f"{cells[m][2]:>5.1f}" for m in METRICS))
+    for title, keep in (("runs not overloaded", lambda n: not over[n]), ("all runs", lambda n: True)):
+        parts = []
+        for m in METRICS:
+            v = [e for n, e in held[m] if keep(n) and math.isfinite(e)]
+            parts.append(f"{m[:-8]}: {statistics.median(v):.1f} ({max(v):.1f})")
+        print(f"leave-one-model-out, {title}: " + "  ".join(parts))
+    for x in grid:
+        print(f"step_overhead_us {x:g}: all runs median " + "  ".join(
+            f"{m[:-8]} {statistics.median(abs(err[(n, f'{x:g}')][m][2]) for n in over):.1f}" for m in METRICS))
+    tmp.cleanup()
 
 
 if __name__ == "__main__":
