@@ -145,3 +145,54 @@ def test_real_tables_drive_roofline_v2(real):
     assert 5_000 < t < 60_000 and math.isfinite(t)
     cov = m.describe()["lookup_coverage"]
     assert cov["lookups"] >= 7 and cov["v1_fallback"] == 0
+
+
+# ---- commands and selection over tables in the aiconfigurator layout -----------------------------------
+
+
+def test_import_check_and_loo_commands(root, tmp_path, monkeypatch, capsys):
+    from blis.cli import main
+
+    monkeypatch.setattr(aic, "data_root", lambda: root)
+    assert main(["bench-data", "check", "aiconfigurator"]) == 0
+    out = tmp_path / "imported"
+    assert main(["bench-data", "import", "--from", "aiconfigurator:h100_sxm/vllm/0.9.0", "--out", str(out)]) == 0
+    folder = out / "h100-sxm"
+    prov = bdf.read_provenance(folder / bdf.PROVENANCE_FILE)
+    assert prov.source.startswith("aiconfigurator:h100_sxm/vllm/0.9.0") and prov.gpu == "h100-sxm"
+    assert (folder / "comm" / "allreduce_bf16.csv").is_file() and bdf.check_bench_dir(folder).ok
+    assert main(["bench-data", "loo", "aiconfigurator", "--json"]) == 0
+    assert '"gemm"' in capsys.readouterr().out
+    assert main(["bench-data", "import", "--from", "aiconfigurator", "--layout", "infersim", "--out", str(out)]) == 2
+    assert "layout: does not apply" in capsys.readouterr().err
+
+
+def test_selection_uses_aiconfigurator_only_when_asked(root, monkeypatch):
+    from blis.config import SimConfig
+    from blis.latency.selection import choose_latency_model
+
+    monkeypatch.setattr(aic, "data_root", lambda: root)
+    name, reason = choose_latency_model(SimConfig(model="llama-2-7b", hardware="H100",
+                                                  bench_data_path="aiconfigurator"))
+    assert name == "roofline-v2" and "aiconfigurator:h100_sxm/vllm/0.10.0" in reason
+    assert choose_latency_model(SimConfig(model="llama-2-7b", hardware="H100"))[0] == "roofline"
+    with pytest.raises(BlisInputError, match="no aiconfigurator system for hardware"):
+        choose_latency_model(SimConfig(model="llama-2-7b", hardware="A100", bench_data_path="aiconfigurator"))
+
+
+def test_measured_allreduce_replaces_v1s(root, monkeypatch):
+    """Under TP the all-reduce comes from the table: 2 per layer x the measured latency of tokens x hidden
+    x 2 bytes (CUDA-graph rows), and v1's fixed all-reduce latency is not added."""
+    from blis.config import SimConfig
+    from blis.latency.base import create_latency_model
+
+    monkeypatch.setattr(aic, "data_root", lambda: root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = create_latency_model("roofline-v2", SimConfig(model="llama-2-70b", hardware="H100", tp=4,
+                                                          bench_data_path="aiconfigurator"))
+    assert "all-reduce" in m.measured_families
+    elements = 8 * 8192  # 8 tokens x hidden: a grid point of the table (65536 elements)
+    expected = 2 * 80 * (5e-6 + 2 * elements / 200e9) * 1e6
+    assert m.allreduce_us(8) == pytest.approx(expected, rel=1e-9)
+    assert m.describe()["lookup_coverage"]["exact"] == 1
