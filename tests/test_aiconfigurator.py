@@ -196,3 +196,14 @@ def test_measured_allreduce_replaces_v1s(root, monkeypatch):
     expected = 2 * 80 * (5e-6 + 2 * elements / 200e9) * 1e6
     assert m.allreduce_us(8) == pytest.approx(expected, rel=1e-9)
     assert m.describe()["lookup_coverage"]["exact"] == 1
+
+
+def test_validate_and_replay_take_bench_data_path(shared_data, tmp_path, capsys):
+    from blis.cli import main
+
+    run = shared_data / "traces" / "h100-vllm-v1" / "20260217-155451-llama-2-7b-tp1-codegen"
+    missing = str(tmp_path / "nowhere")
+    assert main(["replay", "--trace", str(run), "--bench-data-path", missing]) == 2
+    assert "bench_data_path" in capsys.readouterr().err
+    assert main(["validate", "--traces", str(run), "--bench-data-path", "aiconfigurator:nosuch/vllm/1"]) == 2
+    assert "bench_data_path" in capsys.readouterr().err
