@@ -86,12 +86,14 @@ def shipped_kernel_params(hardware) -> dict[str, float]:
     provenance; 0 when not recorded)."""
     import json
 
-    from blis.latency.roofline import calibration_path, load_calibration
+    from blis.latency.roofline import DEFAULT_CALIBRATION, calibration_path, load_calibration
 
     params, _ = load_calibration(hardware)
     out = {k: getattr(params, k) for k in EFFICIENCIES}
     floors = {}
     path = calibration_path(hardware.name)
+    if not path.is_file():  # borrowed, as load_calibration does
+        path = calibration_path(DEFAULT_CALIBRATION)
     if path.is_file():
         floors = (json.loads(path.read_text()).get("provenance", {}).get("points", {}) or {}).get("floors_us", {})
     out["gemm_floor_us"] = float(floors.get("gemm", 0.0))
