@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from blis.bench_data import checks
 from blis.bench_data import format as bdf
 from blis.errors import BlisInputError
 
@@ -235,7 +236,7 @@ def _gemm(ref: AicRef, prov: bdf.Provenance, report: bdf.CheckReport, notes: lis
             lines.append(int(i) + 2)
         table = _table(path, bdf.GEMM, rows, lines, dtype=dt)
         bdf.check_parsed(table, prov, report)
-        report.tables.append(bdf._summary(table))
+        report.tables.append(checks.summary(table))
         out[dt] = rows
     return out
 
