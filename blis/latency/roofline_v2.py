@@ -83,8 +83,8 @@ class _GemmOp:
         self.curve = curve
         self.scale = scale  # (k n) / (k' n') for a stand-in pair, times the dtype peak ratio
         self.nearest = nearest
-        self.w_us = w_us  # us to read the weights once (v1 memory term)
-        self.a_us = a_us  # us per token row of activations in and out
+        self.w_us = w_us  # us to read the weights once at peak bandwidth
+        self.a_us = a_us  # us per token row of activations in and out, at peak bandwidth
         self.f_us = f_us  # us per token row at 100 % of peak FLOP/s (MFU can never exceed 1)
 
 
