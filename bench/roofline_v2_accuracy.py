@@ -11,6 +11,7 @@ these runs), ``v1 generic`` (the H100 calibration alone: no per-setup refit) and
 (roofline-v2 on the tables, with the H100 calibration alone for its non-kernel terms). Only ``v1`` has seen
 these runs; the generic variants are not fitted to them. Medians over the runs not overloaded and over all.
 
+``--decode-v1`` adds a diagnostic: roofline-v2 with its decode-attention tables removed (v1's decode attention).
 ``--step-overhead-grid 0,400,...`` instead scores roofline-v2 (first SRC) with step_overhead_us set to each
 value and reports leave-one-model-out: for each model the value that is best on the other models' runs
 (median over those runs of the mean of the three errors), scored on the held-out model's runs.
@@ -32,6 +33,21 @@ SHARED = Path(os.environ.get("BLIS_SHARED_DATA", Path(__file__).resolve().parent
 METRICS = ("ttft_mean_ms", "e2e_mean_ms", "tpot_mean_ms")
 
 
+def _without_decode_tables():
+    """Diagnostic: roofline-v2 with its decode-attention tables removed (that family falls back to v1)."""
+    from dataclasses import replace
+
+    from blis.bench_data import format as bdf
+    from blis.bench_data import lookup
+
+    orig = lookup.MfuDatabase.from_source.__func__
+
+    def from_source(cls, source, hardware, mode="loglog"):
+        return replace(orig(cls, source, hardware, mode), decode=lookup.AttentionTables(bdf.DECODE))
+
+    return mock.patch.object(lookup.MfuDatabase, "from_source", classmethod(from_source))
+
+
 def _one(job: tuple[str, str, str, dict, bool]) -> tuple[str, str, bool, dict]:
     from blis.traces import load_run
     from blis.traces.replay import sim_config
@@ -39,9 +55,12 @@ def _one(job: tuple[str, str, str, dict, bool]) -> tuple[str, str, bool, dict]:
 
     path, label, name, update, generic = job
     run = load_run(path)
+    update = dict(update)
+    decode_v1 = update.pop("_decode_v1", False)
     cfg = sim_config(run, name).model_copy(update=update)
     no_refit = mock.patch("blis.latency.roofline.model_calibration", lambda *a: None)
-    with warnings.catch_warnings(), (no_refit if generic else contextlib.nullcontext()):
+    with warnings.catch_warnings(), (no_refit if generic else contextlib.nullcontext()), \
+            (_without_decode_tables() if decode_v1 else contextlib.nullcontext()):
         warnings.simplefilter("ignore")
         rep = validate_run(run, config=cfg)
     cells = {m: (rep.metrics[m].measured, rep.metrics[m].simulated, rep.metrics[m].error_pct) for m in METRICS}
@@ -56,12 +75,17 @@ def main() -> None:
     ap.add_argument("--bench-data-path", nargs="*", default=["aiconfigurator"])
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--step-overhead-grid", default=None, metavar="US,US,...")
+    ap.add_argument("--decode-v1", action="store_true",
+                    help="diagnostic: also roofline-v2 with decode attention from v1 (its tables removed)")
     args = ap.parse_args()
     if args.step_overhead_grid:
         return overhead_lomo(args)
     variants = [("v1", "roofline", {}, False), ("v1 generic", "roofline", {}, True)]
     variants += [(f"v2 {src} generic", "roofline-v2", {"bench_data_path": src}, True)
                  for src in args.bench_data_path]
+    if args.decode_v1:
+        variants += [(f"v2 {src} generic, decode v1", "roofline-v2", {"bench_data_path": src, "_decode_v1": True},
+                      True) for src in args.bench_data_path]
     runs = [str(p) for p in find_runs([args.runs])]
     jobs = [(r, label, name, upd, gen) for r in runs for label, name, upd, gen in variants]
     with ProcessPoolExecutor(args.jobs) as pool:
