@@ -1,9 +1,12 @@
 """Speed of roofline-v2's per-step cost evaluation (microseconds per step_time_us call), against roofline v1.
 
-Usage: python bench/mfu_lookup_speed.py [--bench-data-path DIR] [--model llama-2-7b] [--steps 200000]
-Without --bench-data-path the h100-blis tables of the shared data (BLIS_SHARED_DATA, default ../shared/data)
-are imported into a temporary folder. Batches are drawn once (seeded) from a serving-like mix: decode
-batches of 1..256 requests with contexts of 100..4000 tokens, and a prefill chunk in 30 % of steps.
+Usage: python bench/mfu_lookup_speed.py [--bench-data-path SRC] [--model llama-2-7b] [--steps 200000]
+SRC defaults to ``aiconfigurator`` (aiconfigurator-core's newest vLLM tables for --hardware) when that package
+is installed, else the h100-blis tables of the shared data (BLIS_SHARED_DATA, default ../shared/data) are
+imported into a temporary folder. "build" is the model's construction once the tables are read (the
+aiconfigurator parquet read, about 2 s, happens once per process). Batches are drawn once (seeded) from a
+serving-like mix: decode batches of 1..256 requests with contexts of 100..4000 tokens, and a prefill chunk
+in 30 % of steps.
 Prints CPU time per step_time_us call: warm (the caches filled by one pass), cold (the first 20000 steps of
 a fresh model, most decode shapes new), and roofline v1 on the same steps.
 """
@@ -61,6 +64,10 @@ def main() -> None:
     args = ap.parse_args()
     tmp = None
     path = args.bench_data_path
+    from blis.bench_data import aiconfigurator as aic
+
+    if path is None and aic.installed():
+        path = "aiconfigurator"
     if path is None:
         from blis.bench_data.importers import import_tables
 
@@ -91,7 +98,8 @@ def main() -> None:
     print(f"roofline-v2 step_time_us, warm caches:   {warm:.2f} us/step over {len(steps)} steps")
     print(f"roofline-v2 step_time_us, first 20000 steps of a fresh model: {cold:.2f} us/step")
     print(f"roofline v1 step_time_us:               {base:.2f} us/step")
-    sizes = {k: len(getattr(v2, k)) for k in ("_gemm_cache", "_lm_cache", "_prefill_cache", "_decode_cache")}
+    sizes = {k: len(getattr(v2, k)) for k in ("_gemm_cache", "_lm_cache", "_ar_cache", "_prefill_cache",
+                                              "_decode_cache")}
     print(f"cache entries: {sizes}; coverage: {cov}")
     if tmp is not None:
         tmp.cleanup()

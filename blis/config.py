@@ -75,7 +75,9 @@ class ServingConfig(BaseModel):
     )
     model_config_path: Optional[str] = Field(None, description="HuggingFace config.json to read")
     hardware_file: Optional[str] = Field(None, description="JSON/YAML file adding or overriding hardware")
-    bench_data_path: Optional[str] = Field(None, description="bench_data/<gpu> folder for roofline-v2")
+    bench_data_path: Optional[str] = Field(
+        None, description="roofline-v2 kernel tables: a bench_data/<gpu> folder, 'aiconfigurator' or "
+                          "'aiconfigurator:<system>/<backend>/<version>'")
     calibration_file: Optional[str] = Field(
         None, description="coefficients YAML from `blis calibrate` (it implies its latency model)"
     )

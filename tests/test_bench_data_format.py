@@ -109,9 +109,9 @@ def test_gemm_mfu_falling_with_m(tmp_path):
     rows[-1] = (8192, 4096, 4096, rows[-2][3] * 4 / 0.85)  # MFU 15 % below m=2048: warning only
     report = bdf.check_table(write_gemm(folder, rows), bdf.GEMM)
     assert report.ok and len(report.warnings) == 1 and "15% below" in report.warnings[0]
-    rows[-1] = (8192, 4096, 4096, rows[-2][3] * 4 / 0.6)  # 40 % below: refused
+    rows[-1] = (8192, 4096, 4096, rows[-2][3] * 4 / 0.6)  # 40 % below: real tables do this; still a warning
     report = bdf.check_table(write_gemm(folder, rows), bdf.GEMM)
-    assert not report.ok and "40% below" in report.problems[0]
+    assert report.ok and "40% below" in report.warnings[0]
 
 
 def test_header_and_name_errors(tmp_path):

@@ -122,3 +122,17 @@ def test_cli_efficiency_file(tmp_path, capsys):
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["efficiency"] == 0.5
+
+
+def test_warm_cache_reads_an_l2_sized_working_set_at_l2_speed():
+    from blis.physics.l2cache import l2_figures
+
+    l2 = l2_figures("H100")
+    small_cold = predict_gemv(4096, 4096, "bf16", hardware="H100")  # 33.6 MB: fits the 50 MB L2
+    small_warm = predict_gemv(4096, 4096, "bf16", hardware="H100", cache="warm")
+    assert small_warm.memory_time_us == pytest.approx(small_cold.bytes / l2.bandwidth_Bps * 1e6)
+    assert small_warm.memory_time_us < small_cold.memory_time_us
+    big = dict(N=16384, K=8192, precision="bf16", hardware="H100")  # 268 MB: DRAM either way
+    assert predict_gemv(**big, cache="warm").predicted_time_us == predict_gemv(**big).predicted_time_us
+    with pytest.raises(BlisInputError, match="cache"):
+        predict_gemv(4096, 4096, "bf16", hardware="H100", cache="hot")

@@ -209,7 +209,7 @@ def test_roofline_v2_looks_up_the_table_of_the_weights_dtype(tmp_path):
         warnings.simplefilter("error", BenchDataWarning)  # exact dtype: no stand-in warning
         v2 = create_latency_model("roofline-v2", SimConfig(model="llama-2-7b", quantization="fp8",
                                                            bench_data_path=str(fp8)))
-    assert v2.describe()["gemm_table"] == "gemm_fp8.csv" and v2.precision == "fp8"
+    assert v2.describe()["gemm_table"] == "gemm_fp8" and v2.precision == "fp8"
     with pytest.warns(BenchDataWarning, match="gemm_bf16.csv used at equal MFU"):
         create_latency_model("roofline-v2", SimConfig(model="llama-2-7b", quantization="fp8",
                                                       bench_data_path=str(bf16)))

@@ -3,11 +3,10 @@
 A GPU folder ``<root>/<gpu>/`` holds ``provenance.json``, ``gemm_<dtype>.csv`` (``m,k,n,latency_us,mfu``),
 ``attention_prefill/<heads>-<kv_heads>-<head_dim>.csv`` (``dtype,batch_size,seq_len,latency_us,mfu``) and
 ``attention_decode/<heads>-<kv_heads>-<head_dim>.csv`` (``dtype,kv_dtype,batch_size,kv_len,latency_us,mfu``),
-heads counted per GPU (after tensor parallelism). Latencies are microseconds; MFU is achieved FLOP/s over
-the provenance's peak for the row's dtype, with the FLOP conventions of `flops_*` below.
+heads per GPU (after TP). Latencies in microseconds; MFU = FLOP/s (conventions of `flops_*`) / provenance peak.
 
-`check_table` / `check_bench_dir` return a `CheckReport` whose problems read ``file:line: message``;
-`load_bench_dir` refuses (BlisInputError) a folder with any problem. Plain csv/json only: no pandas.
+`check_table` / `check_bench_dir` return a `CheckReport` (problems read ``file:line: message``; the physics
+checks are in ``checks.py``); `load_bench_dir` refuses a folder with any problem. Plain csv/json: no pandas.
 """
 
 from __future__ import annotations
@@ -56,7 +55,6 @@ MFU_COLUMN_REL_TOL = 0.02  # mfu column vs FLOPs / (latency x peak)
 MFU_COLUMN_ABS_TOL = 6e-4  # allows MFU written with 3 decimals
 BANDWIDTH_TOL = 0.10  # achieved bytes/s may exceed the peak by this much (caches, datasheet rounding)
 GEMM_MFU_DROP_WARN = 0.10  # MFU below this fraction under the best smaller-m MFU: warning
-GEMM_MFU_DROP_FAIL = 0.25  # ... and beyond this: problem
 LATENCY_ORDER_WARN = 1.3  # a kernel this many times slower than the next larger one: warning
 
 
@@ -344,6 +342,7 @@ def check_parsed(table: Table, prov: Provenance | None, report: CheckReport) -> 
     elif bandwidth is None and table.kind != PREFILL:
         report.warnings.append(f"{name}: GPU bandwidth unknown ({prov.gpu}): bandwidth check skipped")
     missing_peaks: set[str] = set()
+    l2 = _checks.l2_of(prov)
     for row, line in zip(table.rows, table.lines):
         where = f"{name}:{line}"
         key = _key(table, row)
@@ -373,72 +372,10 @@ def check_parsed(table: Table, prov: Provenance | None, report: CheckReport) -> 
                 "(latency must be microseconds, MFU relative to provenance peak_tflops)"
             )
         if nbytes is not None and bandwidth is not None:
-            achieved = nbytes / lat_s
-            if achieved > bandwidth * (1.0 + BANDWIDTH_TOL):
-                report.problems.append(
-                    f"{where}: moves at least {achieved / 1e12:.2f} TB/s, above the GPU's "
-                    f"{bandwidth / 1e12:.2f} TB/s: latency too small, or dtype wrong"
-                )
+            _checks.check_bandwidth(where, nbytes, nbytes / lat_s, bandwidth, l2, report)
     if table.kind == GEMM:
-        _check_gemm_trend(table, report)
-    _check_latency_order(table, report)
-
-
-def _check_latency_order(table: Table, report: CheckReport) -> None:
-    """Warn where a kernel is much slower than the next larger one on its axis (warm-up, timing noise)."""
-    axis = {GEMM: "m", PREFILL: "seq_len", DECODE: "kv_len"}[table.kind]
-    curves: dict[tuple, list[tuple[int, float, int]]] = {}
-    for row, line in zip(table.rows, table.lines):
-        if table.kind == GEMM:
-            key, x = (row[1], row[2]), row[0]
-        else:
-            key, x = tuple(row[:-3]), row[-3]
-        curves.setdefault(key, []).append((x, row[-2], line))
-    for pts in curves.values():
-        pts.sort()
-        for (x0, lat0, line0), (x1, lat1, line1) in zip(pts, pts[1:]):
-            if lat0 > LATENCY_ORDER_WARN * lat1:
-                report.warnings.append(
-                    f"{table.path}:{line0}: {lat0:g} us at {axis}={x0} is over {LATENCY_ORDER_WARN:g}x the "
-                    f"{lat1:g} us of the larger {axis}={x1} (line {line1}): warm-up or timing noise?"
-                )
-
-
-def _check_gemm_trend(table: Table, report: CheckReport) -> None:
-    """GEMM MFU should not fall much as m grows for a fixed (k, n): a larger GEMM can always be split."""
-    by_pair: dict[tuple, list[tuple[int, float, int]]] = {}
-    for row, line in zip(table.rows, table.lines):
-        by_pair.setdefault((row[1], row[2]), []).append((row[0], row[4], line))
-    for (k, n), pts in by_pair.items():
-        pts.sort()
-        best = 0.0
-        for m, mfu, line in pts:
-            if best > 0 and mfu < best * (1.0 - GEMM_MFU_DROP_WARN):
-                msg = f"{table.path}:{line}: MFU {mfu:.3g} at m={m} is {100 * (1 - mfu / best):.0f}% below " \
-                      f"the best smaller-m MFU {best:.3g} for (k={k}, n={n})"
-                if mfu < best * (1.0 - GEMM_MFU_DROP_FAIL):
-                    report.problems.append(msg + f" (limit {100 * GEMM_MFU_DROP_FAIL:.0f}%)")
-                else:
-                    report.warnings.append(msg)
-            best = max(best, mfu)
-
-
-def _summary(table: Table) -> TableSummary:
-    mfus = [r[-1] for r in table.rows] or [float("nan")]
-    if table.kind == GEMM:
-        ms = sorted({r[0] for r in table.rows})
-        pairs = sorted({(r[1], r[2]) for r in table.rows})
-        grid = {"kn_pairs": len(pairs), "m": f"{ms[0]}..{ms[-1]} ({len(ms)})" if ms else "-"}
-    else:
-        axis = "seq_len" if table.kind == PREFILL else "kv_len"
-        bs = sorted({r[-4] for r in table.rows})
-        xs = sorted({r[-3] for r in table.rows})
-        grid = {
-            "dtypes": "/".join(sorted({"-".join(r[:-4]) for r in table.rows})),
-            "batch_size": ",".join(str(b) for b in bs),
-            axis: f"{xs[0]}..{xs[-1]} ({len(xs)})" if xs else "-",
-        }
-    return TableSummary(str(table.path), table.kind, len(table.rows), min(mfus), max(mfus), grid)
+        _checks.check_gemm_trend(table, report)
+    _checks.check_latency_order(table, report)
 
 
 def check_table(path, kind: str, provenance: Provenance | None = None) -> CheckReport:
@@ -458,7 +395,7 @@ def check_table(path, kind: str, provenance: Provenance | None = None) -> CheckR
     table = parse_table(path, kind, report)
     if table is not None:
         check_parsed(table, provenance, report)
-        report.tables.append(_summary(table))
+        report.tables.append(_checks.summary(table))
     return report
 
 
@@ -483,7 +420,7 @@ def _table_files(folder: Path, report: CheckReport | None) -> list[tuple[Path, s
                     files.append((q, p.name))
                 elif report is not None:
                     report.warnings.append(f"{q}: not a table, ignored")
-        elif report is not None and p.name not in (PROVENANCE_FILE,) and p.suffix != ".md":
+        elif report is not None and p.name not in (PROVENANCE_FILE, "comm") and p.suffix != ".md":
             report.warnings.append(f"{p}: not part of the bench_data format, ignored")
     return files
 
@@ -509,7 +446,7 @@ def check_bench_dir(path) -> CheckReport:
             table = parse_table(p, kind, report)
             if table is not None:
                 check_parsed(table, prov, report)
-                report.tables.append(_summary(table))
+                report.tables.append(_checks.summary(table))
     return report
 
 
@@ -553,3 +490,6 @@ def load_bench_dir(folder) -> BenchData:
             f"bench_data_path: {folder} fails the check: {shown}{more}; run `blis bench-data check {folder}`"
         )
     return BenchData(folder, prov, gemm, prefill, decode, report.warnings)
+
+
+from blis.bench_data import checks as _checks  # noqa: E402  (physics checks; imports this module)

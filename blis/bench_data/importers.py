@@ -54,7 +54,7 @@ def gpu_peaks(gpu: str) -> tuple[dict[str, float], float]:
         hw = None
     if hw is not None:
         peaks = {dt: hw.peak_flops[dt] / 1e12 for dt in ("bf16", "fp16", "fp8") if hw.peak_flops.get(dt)}
-        if "bf16" in peaks and "fp8" in peaks:
+        if "bf16" in peaks:
             return peaks, hw.memory_bandwidth_Bps / 1e9
     if gpu.lower() in _DATASHEET:
         peaks, bw = _DATASHEET[gpu.lower()]

@@ -215,26 +215,51 @@ class MfuDatabase:
     gemm: dict[str, GemmTable]
     prefill: AttentionTables
     decode: AttentionTables
+    allreduce: object = None  # blis.bench_data.comm.AllReduceTable, or None when not measured
+    label: str = ""  # where the tables came from (folder or aiconfigurator:<system>/<backend>/<version>)
 
     @classmethod
-    def from_bench(cls, bench: bdf.BenchData, mode: str = "loglog") -> MfuDatabase:
+    def from_bench(cls, bench: bdf.BenchData, mode: str = "loglog", allreduce_rows=None,
+                   label: str = "") -> MfuDatabase:  # fmt: skip
+        from blis.bench_data.comm import AllReduceTable
+
         return cls(
             bench,
             {dt: GemmTable(rows, mode) for dt, rows in bench.gemm.items()},
             build_attention(bdf.PREFILL, bench.prefill, mode),
             build_attention(bdf.DECODE, bench.decode, mode),
+            AllReduceTable(allreduce_rows) if allreduce_rows else None,
+            label or str(bench.folder),
         )
 
     @classmethod
     def load(cls, folder, mode: str = "loglog") -> MfuDatabase:
         """Check and load a GPU folder (BlisInputError when the check finds any problem)."""
-        return cls.from_bench(bdf.load_bench_dir(folder), mode)
+        from blis.bench_data.comm import read_allreduce
+
+        return cls.from_bench(bdf.load_bench_dir(folder), mode, read_allreduce(folder))
+
+    @classmethod
+    def from_source(cls, source: str, hardware: str, mode: str = "loglog") -> MfuDatabase:
+        """A GPU folder path, or an ``aiconfigurator[:system/backend/version]`` spec read in place."""
+        from blis.bench_data import aiconfigurator as aic
+
+        if aic.is_spec(source):
+            t = aic.load(source, hardware)
+            key = (t.ref, t.bench.provenance.gpu, mode)
+            if key not in _AIC_DBS:  # built once per process: tens of thousands of rows, read-only afterwards
+                _AIC_DBS[key] = cls.from_bench(t.bench, mode, t.allreduce, t.ref.label)
+            return _AIC_DBS[key]
+        return cls.load(source, mode)
 
     def peak_ratio(self, table_dtype: str, want_dtype: str) -> float | None:
         """peak(table_dtype) / peak(want_dtype) from the provenance: the latency factor at equal MFU."""
         a = self.bench.provenance.peak_flops(table_dtype)
         b = self.bench.provenance.peak_flops(want_dtype)
         return None if a is None or b is None else a / b
+
+
+_AIC_DBS: dict[tuple, MfuDatabase] = {}
 
 
 def combine(where_a: str, where_b: str) -> str:
@@ -267,23 +292,28 @@ def leave_one_out(bench: bdf.BenchData, mode: str = "loglog") -> dict:
     bw = bench.provenance.bandwidth_Bps()
     errs: dict[str, list[float]] = {"interior": [], "edge": [], "shape_out": []}
     for dt, rows in bench.gemm.items():
-        for i, row in enumerate(rows):
-            table = GemmTable(rows[:i] + rows[i + 1:], mode)
-            if (row[1], row[2]) not in table.curves:
-                continue
-            lk = table.lookup(row[0], row[1], row[2])
-            lat = lk.latency_us
-            if lk.where == EXTRAPOLATED and bw is not None:
-                lat = max(lat, bdf.bytes_gemm(row[0], row[1], row[2], dt) / bw * 1e6)
-            cls = "edge" if lk.where == EXTRAPOLATED else "interior"
-            errs[cls].append(abs(lat / row[3] - 1))
-        pairs = {(r[1], r[2]) for r in rows}
-        if len(pairs) > 1:
-            for pair in pairs:
-                table = GemmTable([r for r in rows if (r[1], r[2]) != pair], mode)
-                for r in rows:
-                    if (r[1], r[2]) == pair:
-                        errs["shape_out"].append(abs(table.lookup(r[0], r[1], r[2]).latency_us / r[3] - 1))
+        full = GemmTable(rows, mode)
+        by_pair: dict[tuple[int, int], list[tuple]] = {}
+        for r in rows:
+            by_pair.setdefault((int(r[1]), int(r[2])), []).append(r)
+        for prow in by_pair.values():  # one row held back: its pair's curve without it
+            for i, row in enumerate(prow):
+                rest = prow[:i] + prow[i + 1:]
+                if not rest:
+                    continue
+                lat, where = Curve([(r[0], r[3]) for r in rest], 1.0, mode)(row[0])
+                if where == EXTRAPOLATED and bw is not None:
+                    lat = max(lat, bdf.bytes_gemm(row[0], row[1], row[2], dt) / bw * 1e6)
+                errs["edge" if where == EXTRAPOLATED else "interior"].append(abs(lat / row[3] - 1))
+        if len(by_pair) > 1:  # a whole pair held back: the nearest other pair, scaled by FLOPs
+            for pair, prow in by_pair.items():
+                others = [p for p in full.curves if p != pair]
+                k, n = pair
+                covering = [p for p in others if p[0] >= k and p[1] >= n] or others
+                near = min(covering, key=lambda p: (_log_distance(p, pair, (1.0, 1.0)), p))
+                for r in prow:
+                    lat = full.curves[near](r[0])[0] * (k * n) / (near[0] * near[1])
+                    errs["shape_out"].append(abs(lat / r[3] - 1))
     out[bdf.GEMM] = {k: _pct(v) for k, v in errs.items()}
     for phase, tables in ((bdf.PREFILL, bench.prefill), (bdf.DECODE, bench.decode)):
         power = 2.0 if phase == bdf.PREFILL else 1.0

@@ -42,8 +42,16 @@ def register(subparsers) -> None:
         "(microseconds) and the fitted error in percent (green < 10, yellow 10-25, red > 25), then a "
         "summary with median and p90 absolute errors. Tables go to stderr; --json writes JSON to stdout.",
     )
-    v.add_argument("--bench-data", required=True, metavar="DIR",
+    v.add_argument("--bench-data", metavar="DIR",
                    help="one bench_data GPU folder (or a root holding exactly one), e.g. bench_data/h100")
+    # v2 block: roofline v1's kernel terms per family and size range, optionally with efficiencies fitted elsewhere
+    v.add_argument("--bench-data-path", metavar="SRC",
+                   help="score roofline v1's kernel model (shipped calibration of --hardware) per kernel family "
+                        "and size range against SRC: a bench_data folder or aiconfigurator[:system/backend/version]")
+    v.add_argument("--fit-on", metavar="SRC",
+                   help="with --bench-data-path: also fit v1's efficiencies and launch floors to SRC (another "
+                        "system's tables) and score the fitted model on --bench-data-path")
+    v.add_argument("--fit-hardware", metavar="NAME", help="hardware of --fit-on (default: --hardware)")
     v.add_argument("--hardware", default=None,
                    help="hardware name for the roofline (default: the provenance's gpu)")
     v.add_argument("--summary-only", action="store_true", help="print only the per-kind summary")
@@ -212,7 +220,65 @@ def _render(results: list[RowResult], summary: dict[str, dict], folder: str, hw_
     console.print(t)
 
 
+def _tables(src: str, hardware: str | None):
+    from blis.bench_data import aiconfigurator as aic
+    from blis.bench_data.format import gpu_folders, load_bench_dir
+    from blis.physics.hardware import get_hardware
+
+    if aic.is_spec(src):
+        if hardware is None:
+            raise BlisInputError("hardware: --hardware is required with an aiconfigurator source")
+        return aic.load(src, hardware).bench, get_hardware(hardware)
+    folders = gpu_folders(src)
+    if len(folders) != 1:
+        raise BlisInputError(f"bench_data_path: {src} must be one bench_data GPU folder (found {len(folders)})")
+    bench = load_bench_dir(folders[0])
+    return bench, get_hardware(hardware or bench.provenance.gpu)
+
+
+def _validate_v1(args: argparse.Namespace) -> int:
+    """Roofline v1's kernel terms against the tables, per family and size range (before / after a fit)."""
+    from blis.latency import kernel_validation as kv
+
+    bench, hw = _tables(args.bench_data_path, args.hardware)
+    fams = kv.families(bench)
+    if not fams:
+        raise BlisInputError(f"bench_data_path: {args.bench_data_path} has no bf16 GEMM or attention rows")
+    shipped = kv.shipped_kernel_params(hw)
+    out = {"bench_data_path": args.bench_data_path, "hardware": hw.name, "method": kv.__doc__.strip(),
+           "shipped": {"params": shipped, "score": kv.score(fams, shipped, hw.peak("bf16"), hw.memory_bandwidth_Bps)}}
+    if args.fit_on:
+        fbench, fhw = _tables(args.fit_on, args.fit_hardware or args.hardware)
+        fitted = kv.fit_kernel_params(kv.families(fbench), shipped, fhw.peak("bf16"), fhw.memory_bandwidth_Bps)
+        out["fitted"] = {"on": args.fit_on, "hardware": fhw.name, "params": fitted,
+                         "score": kv.score(fams, fitted, hw.peak("bf16"), hw.memory_bandwidth_Bps)}
+    if args.json:
+        sys.stdout.write(json.dumps(out, indent=1) + "\n")
+        return 0
+    for key in ("shipped", "fitted"):
+        if key not in out:
+            continue
+        sec = out[key]
+        where = f"fitted on {sec['on']} ({sec['hardware']})" if key == "fitted" else f"shipped {hw.name} calibration"
+        sys.stderr.write(f"roofline v1 kernel model, {where}, against {args.bench_data_path}: "
+                         f"|v1 - measured| / measured, %\n  params: "
+                         + ", ".join(f"{k}={v:g}" for k, v in sec["params"].items()) + "\n")
+        sys.stderr.write(f"  {'family':<18} {'range':<30} {'rows':>6} {'median':>7} {'p90':>7} {'bias':>7}\n")
+        for r in sec["score"]:
+            sys.stderr.write(f"  {r['family']:<18} {r['range']:<30} {r['n']:>6} {r['median_pct']:>7.1f} "
+                             f"{r['p90_pct']:>7.1f} {r['bias_pct']:>+7.1f}\n")
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
+    if args.bench_data_path:
+        if args.bench_data:
+            raise BlisInputError("bench_data: give --bench-data or --bench-data-path, not both")
+        return _validate_v1(args)
+    if args.fit_on or args.fit_hardware:
+        raise BlisInputError("fit_on: applies only with --bench-data-path")
+    if not args.bench_data:
+        raise BlisInputError("bench_data: give --bench-data DIR or --bench-data-path SRC")
     data, hw = _load(args.bench_data, args.hardware)
     groups = group_rows(data, hw)
     if not groups:

@@ -33,6 +33,9 @@ def register(sub) -> None:
                    "the client recorded")
     _flags.add_output_flag(p, "--requests-out", (".csv", ".parquet"),
                            "write one row per request: measured and simulated TTFT/E2E (ms), failures")
+    p.add_argument("--bench-data-path", metavar="SRC",
+                   help="kernel tables for roofline-v2: a bench_data folder, 'aiconfigurator' or "
+                        "'aiconfigurator:<system>/<backend>/<version>' (pip install 'blis[aic]')")
     p.set_defaults(handler=run)
 
 
@@ -67,7 +70,13 @@ def run(args) -> int:
     measured = load_run(args.trace)
     for note in measured.notes:
         sys.stderr.write(f"note: {note}\n")
-    result = replay(measured, args.latency_model, calibration_file=args.calibration_file)
+    config = None
+    if args.bench_data_path:  # v2 block
+        from blis.traces.replay import sim_config
+
+        config = sim_config(measured, args.latency_model, calibration_file=args.calibration_file).model_copy(
+            update={"bench_data_path": args.bench_data_path})
+    result = replay(measured, args.latency_model, calibration_file=args.calibration_file, config=config)
     report = compare(result)
     out = {"experiment": report.to_json(), "overloaded": report.overloaded, "simulation": result.summary}
     sys.stdout.write(json.dumps(out, indent=2, allow_nan=False) + "\n")

@@ -22,6 +22,9 @@ def register(sub) -> None:
                    help="run folders, or folders whose sub-folders are runs")
     _flags.add_latency_model_flag(p, default_text="chosen automatically per run")
     p.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
+    p.add_argument("--bench-data-path", metavar="SRC",  # roofline-v2 tables (v2 block)
+                   help="kernel tables for roofline-v2: a bench_data folder, 'aiconfigurator' or "
+                        "'aiconfigurator:<system>/<backend>/<version>' (pip install 'blis[aic]')")
     p.add_argument("--tolerance", metavar="METRIC=PCT,...",
                    help="largest allowed median error in percent, e.g. ttft_mean=15,e2e_mean=10 (metrics: "
                    "ttft_mean, ttft_p90, ttft_p99, e2e_mean, e2e_p90, e2e_p99, tpot_mean)")
@@ -38,7 +41,16 @@ def run(args) -> int:
 
         args.latency_model = latency_model_for_calibration(args.calibration_file, args.latency_model)
     kw = {"calibration_file": args.calibration_file} if args.calibration_file else {}
-    report = validate(args.traces, args.latency_model, **kw)
+    if args.bench_data_path:  # v2 block: every run's config gets the tables
+        from blis.traces import find_runs, load_run
+        from blis.traces.replay import sim_config
+        from blis.validate import ValidationReport, validate_run
+
+        runs = [load_run(p) for p in find_runs(list(args.traces))]
+        report = ValidationReport([validate_run(r, config=sim_config(r, args.latency_model, **kw).model_copy(
+            update={"bench_data_path": args.bench_data_path})) for r in runs])
+    else:
+        report = validate(args.traces, args.latency_model, **kw)
     if args.json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n")
     else:

@@ -1,6 +1,6 @@
 """Roofline v1 latency model (``--latency-model roofline``).
 
-Step time (microseconds, per GPU of a TP group) =
+Step time (microseconds, per GPU of a TP group; composed by ``blis.latency.composition``, shared with v2) =
     sum over pieces of max(FLOPs / (peak x MFU), bytes / (bandwidth x bandwidth efficiency))
   + TP all-reduces (2 per layer: latency + ring traffic / (link bandwidth x interconnect_efficiency))
   + step_overhead_us + num_layers x layer_overhead_us (+ prefill_step_overhead_us when the step has
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from blis.errors import BlisInputError
 from blis.latency.base import StepBatch, register_latency_model
+from blis.latency.composition import StepComposition
 from blis.physics.hardware import HardwareSpec, get_hardware, load_hardware_file
 from blis.physics.model_spec import ModelSpec, check_ep, check_tp, model_for_config
 from blis.physics.step_cost import (
@@ -225,6 +226,7 @@ class RooflineModel:
             self._ar_tok = 0.0
         self._fixed = p.step_overhead_us + L * p.layer_overhead_us
         self._prefill_fixed = p.prefill_step_overhead_us
+        self._composition = StepComposition(self, self._fixed, self._prefill_fixed)
         self.general = None
         if ep != 1 or not model.is_uniform:  # MLA, windows, shared/dense layers, mixed formats, EP (issue #13)
             from blis.latency.roofline_general import PieceRoofline
@@ -239,45 +241,51 @@ class RooflineModel:
 
     def step_time_float_us(self, batch: StepBatch) -> float:
         """Unrounded step time in microseconds (the fitting code needs the fraction)."""
-        P = batch.num_prefill_tokens
-        D = batch.num_decode_tokens
-        T = P + D
-        t = self._fixed
-        if T:
-            for cp, cd, mw, ma in self._dense:
-                c = cp * P + cd * D
-                m = mw + ma * T
+        return self._composition.step_time_float_us(batch)
+
+    # --- kernel families (blis.latency.composition.KernelTimes), microseconds over all layers -------
+    def gemms_us(self, P: int, D: int, T: int) -> float:
+        t = 0.0
+        for cp, cd, mw, ma in self._dense:
+            c = cp * P + cd * D
+            m = mw + ma * T
+            t += max(m, c)
+        if self._expert:
+            ke = self._k_e
+            active = self._num_experts * (1.0 - self._miss**T)
+            for cp, cd, mw, ma in self._expert:
+                c = (cp * P + cd * D) * ke
+                m = mw * active + ma * T * ke
                 t += max(m, c)
-            if self._expert:
-                ke = self._k_e
-                active = self._num_experts * (1.0 - self._miss**T)
-                for cp, cd, mw, ma in self._expert:
-                    c = (cp * P + cd * D) * ke
-                    m = mw * active + ma * T * ke
-                    t += max(m, c)
-            t += self._elem * T + self._ar_fixed + self._ar_tok * T
-        if batch.prefill_chunks:
-            pairs = 0.0
-            ctx = 0
-            new = 0
-            for n, c0 in batch.prefill_chunks:
-                pairs += n * c0 + n * (n + 1) * 0.5
-                ctx += c0
-                new += n
-            c = self._attn_pf * pairs
-            m = self._kv_read * (ctx + new) + self._new_tok * new
-            t += (max(m, c)) + self._prefill_fixed
-        if D:
-            keys = batch.sum_decode_context + D
-            c = self._attn_df * keys
-            m = self._kv_read * keys + self._new_tok * D
-            t += max(m, c)
-        S = batch.num_sampled
-        if S:
-            c = self._lm_f * S
-            m = self._lm_w + self._lm_a * S
-            t += max(m, c)
         return t
+
+    def elementwise_us(self, T: int) -> float:
+        return self._elem * T
+
+    def allreduce_us(self, T: int) -> float:
+        return self._ar_fixed + self._ar_tok * T
+
+    def prefill_attention_us(self, chunks) -> float:
+        pairs = 0.0
+        ctx = 0
+        new = 0
+        for n, c0 in chunks:
+            pairs += n * c0 + n * (n + 1) * 0.5
+            ctx += c0
+            new += n
+        c = self._attn_pf * pairs
+        m = self._kv_read * (ctx + new) + self._new_tok * new
+        return max(m, c)
+
+    def decode_attention_us(self, D: int, keys: int) -> float:
+        c = self._attn_df * keys
+        m = self._kv_read * keys + self._new_tok * D
+        return max(m, c)
+
+    def lm_head_us(self, S: int) -> float:
+        c = self._lm_f * S
+        m = self._lm_w + self._lm_a * S
+        return max(m, c)
 
     def queueing_time_us(self, input_tokens: int) -> int:
         p = self.params

@@ -1,9 +1,10 @@
 """Automatic choice of the latency model for a configuration, with the reason (for the summary and stderr).
 
 Order: ``--latency-model`` when given; ``roofline-v2`` when measured kernel tables exist for the GPU
-(``--bench-data-path`` or the repository's ``bench_data/<gpu>/``); ``roofline`` (v1) when the model's
-architecture (registry or ``--model-config``) and the hardware are known; else ``blackbox`` (fitted
-coefficients table).
+(``--bench-data-path DIR`` or ``aiconfigurator[:system/backend/version]``, else the repository's
+``bench_data/<gpu>/``; aiconfigurator's tables are picked automatically only where `AUTO_AICONFIGURATOR`
+says so, see docs/roofline_v2.md); ``roofline`` (v1) when the model's architecture (registry or
+``--model-config``) and the hardware are known; else ``blackbox`` (fitted coefficients table).
 """
 
 from __future__ import annotations
@@ -78,6 +79,30 @@ def find_bench_folder(config: SimConfig) -> Path | None:
     return None
 
 
+# Systems whose aiconfigurator tables roofline-v2 uses without being asked (when the package is installed
+# and no --bench-data-path is given). Empty: on the shared H100 runs v2 on aiconfigurator's tables is not yet
+# as accurate as v1 with its shipped refits (docs/roofline_v2.md), so the default stays v1.
+AUTO_AICONFIGURATOR: frozenset[str] = frozenset()
+
+
+def find_bench_source(config: SimConfig) -> Path | str | None:
+    """Where roofline-v2's tables come from: a GPU folder (Path), an aiconfigurator spec (str, resolved to
+    ``aiconfigurator:<system>/<backend>/<version>``), or None. An explicit source without tables for the
+    hardware is an error (BlisInputError)."""
+    from blis.bench_data import aiconfigurator as aic
+
+    path = config.bench_data_path
+    if aic.is_spec(path):
+        return aic.resolve(path, config.hardware).label
+    folder = find_bench_folder(config)
+    if folder is not None or path:
+        return folder
+    system = aic.system_for(config.hardware)
+    if system in AUTO_AICONFIGURATOR and aic.installed():
+        return aic.resolve(aic.PREFIX, config.hardware).label
+    return None
+
+
 def _physics_known(config: SimConfig) -> tuple[bool, str]:
     try:
         from blis.physics.hardware import get_hardware
@@ -113,10 +138,10 @@ def choose_latency_model(config: SimConfig) -> tuple[str, str]:
     """(registered latency-model name, one-line reason) for ``config``."""
     if config.latency_model:
         return config.latency_model, "chosen by --latency-model"
-    folder = find_bench_folder(config)
-    gap = _v2_gap(config) if folder is not None else ""
-    if folder is not None and not gap:
-        return "roofline-v2", f"measured kernel tables for {config.hardware} in {folder}"
+    source = find_bench_source(config)
+    gap = _v2_gap(config) if source is not None else ""
+    if source is not None and not gap:
+        return "roofline-v2", f"measured kernel tables for {config.hardware} in {source}"
     known, why_not = _physics_known(config)
     if known:
         source = f"config {config.model_config_path}" if config.model_config_path else "the model registry"

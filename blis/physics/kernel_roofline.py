@@ -6,6 +6,10 @@ fraction of peak in (0, 1], either given per call or looked up per kernel and pr
 
 Bytes assume every operand crosses DRAM exactly once (ideal caching); outputs of low-precision kernels are
 written in 16 bits (what vLLM's FP8/FP4 GEMMs do).
+
+``cache``: "cold" (default: every byte comes from DRAM, as in a serving step where each layer reads new
+weights) or "warm" (a micro-benchmark re-running the same tensors: a working set that fits in L2 is read at
+the L2 bandwidth, ``blis.physics.l2cache``; larger ones, or GPUs without L2 figures, stay at DRAM speed).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from blis.errors import BlisInputError
 from blis.physics.hardware import HardwareSpec, bytes_per_element, get_hardware
 
 KERNELS = ("gemv", "gemm", "attention")
+CACHES = ("cold", "warm")
 
 
 @dataclass(frozen=True)
@@ -97,10 +102,11 @@ def roofline(
     hardware: HardwareSpec,
     efficiency: float,
     shape: dict,
+    cache: str = "cold",
 ) -> KernelPrediction:
     """Combine counts with the hardware figures (times in microseconds)."""
     peak = hardware.peak(precision)
-    bw = hardware.memory_bandwidth_Bps
+    bw = memory_bandwidth(hardware, nbytes, cache)
     compute_us = flops / (peak * efficiency) * 1e6
     memory_us = nbytes / (bw * efficiency) * 1e6
     return KernelPrediction(
@@ -118,6 +124,19 @@ def roofline(
         bottleneck="compute" if compute_us >= memory_us else "memory",
         efficiency=efficiency,
     )
+
+
+def memory_bandwidth(hardware: HardwareSpec, nbytes: float, cache: str = "cold") -> float:
+    """Bytes/s the kernel's operands stream at: DRAM, or L2 for a warm working set that fits in it."""
+    if cache not in CACHES:
+        raise BlisInputError(f"cache: {cache!r} is not one of {', '.join(CACHES)}")
+    if cache == "warm":
+        from blis.physics.l2cache import l2_figures
+
+        l2 = l2_figures(hardware.name)
+        if l2 is not None and nbytes <= l2.bytes:
+            return l2.bandwidth_Bps
+    return hardware.memory_bandwidth_Bps
 
 
 def gemm_counts(M: int, N: int, K: int, precision: str) -> tuple[float, float]:
@@ -157,13 +176,14 @@ def predict_gemm(
     efficiency: float | None = None,
     efficiencies: Mapping[str, Mapping[str, float]] | None = None,
     hardware_extra: Mapping[str, HardwareSpec] | None = None,
+    cache: str = "cold",
 ) -> KernelPrediction:
     """Roofline of an (M x K) @ (K x N) GEMM (M tokens, K input features, N output features)."""
     M, N, K = _positive_int(M, "M"), _positive_int(N, "N"), _positive_int(K, "K")
     hw = get_hardware(hardware, hardware_extra)
     eff = resolve_efficiency("gemm", precision, efficiency, efficiencies)
     flops, nbytes = gemm_counts(M, N, K, precision)
-    return roofline("gemm", flops, nbytes, precision, hw, eff, {"M": M, "N": N, "K": K})
+    return roofline("gemm", flops, nbytes, precision, hw, eff, {"M": M, "N": N, "K": K}, cache)
 
 
 def predict_gemv(
@@ -175,13 +195,14 @@ def predict_gemv(
     efficiency: float | None = None,
     efficiencies: Mapping[str, Mapping[str, float]] | None = None,
     hardware_extra: Mapping[str, HardwareSpec] | None = None,
+    cache: str = "cold",
 ) -> KernelPrediction:
     """Roofline of y[N] = W[N x K] @ x[K] (a GEMM with M = 1; the weight read dominates)."""
     N, K = _positive_int(N, "N"), _positive_int(K, "K")
     hw = get_hardware(hardware, hardware_extra)
     eff = resolve_efficiency("gemv", precision, efficiency, efficiencies)
     flops, nbytes = gemm_counts(1, N, K, precision)
-    return roofline("gemv", flops, nbytes, precision, hw, eff, {"N": N, "K": K})
+    return roofline("gemv", flops, nbytes, precision, hw, eff, {"N": N, "K": K}, cache)
 
 
 def predict_attention(
@@ -198,6 +219,7 @@ def predict_attention(
     efficiency: float | None = None,
     efficiencies: Mapping[str, Mapping[str, float]] | None = None,
     hardware_extra: Mapping[str, HardwareSpec] | None = None,
+    cache: str = "cold",
 ) -> KernelPrediction:
     """Roofline of fused (flash) attention over ``batch`` sequences of q_len new queries each attending
     to kv_len keys (kv_len includes the new tokens; decode is q_len = 1)."""
@@ -213,4 +235,4 @@ def predict_attention(
     flops, nbytes = attention_counts(batch, heads, kv_heads, q_len, kv_len, head_dim, causal, precision)
     shape = {"batch": batch, "heads": heads, "kv_heads": kv_heads, "q_len": q_len, "kv_len": kv_len,
              "head_dim": head_dim, "causal": bool(causal)}  # fmt: skip
-    return roofline("attention", flops, nbytes, precision, hw, eff, shape)
+    return roofline("attention", flops, nbytes, precision, hw, eff, shape, cache)

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from blis.errors import BlisInputError
 from blis._files import read_json, read_yaml
+from blis.errors import BlisInputError
 from blis.traces.benchmark import Benchmark, BenchmarkPoint
 from blis.traces.measured import ServerSettings
 from blis.workload.spec import Workload
