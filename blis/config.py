@@ -52,12 +52,26 @@ class SimConfig(BaseModel):
     model_config_path: Optional[str] = Field(None, description="HuggingFace config.json to read")
     hardware_file: Optional[str] = Field(None, description="JSON/YAML file adding or overriding hardware")
     bench_data_path: Optional[str] = Field(None, description="bench_data/<gpu> folder for roofline-v2")
-    calibration_file: Optional[str] = Field(None, description="coefficients YAML from `blis calibrate`")
+    calibration: str = Field(
+        "auto", min_length=1, description="which fitted coefficients apply: auto (a shipped per-setup refit that "
+        "passed leave-one-run-out validation, else the per-GPU physics), generic (per-GPU physics only), or the "
+        "path of a file written by `blis calibrate` (roofline parameters or blackbox entries)"
+    )
+    calibration_file: Optional[str] = Field(
+        None, description="older name for calibration=PATH (a coefficients file from `blis calibrate`)"
+    )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     workload: Workload = Field(default_factory=lambda: Workload.preset("chatbot"))
     horizon_us: Optional[int] = Field(
         None, ge=1, description="stop simulating at this time (us); unfinished requests are reported"
     )
+
+    @field_validator("calibration")
+    @classmethod
+    def _calibration_choice(cls, v: str) -> str:
+        from blis.latency.calibration import check_choice
+
+        return check_choice(v)
 
     @field_validator("alpha_coeffs", "beta_coeffs")
     @classmethod

@@ -43,6 +43,11 @@ def choose_latency_model(config: SimConfig) -> tuple[str, str]:
     """The latency model to use and why (automatic selection lives in `blis.latency.selection`)."""
     if config.latency_model:
         return config.latency_model, "chosen by --latency-model"
+    from blis.latency.calibration import latency_model_for  # a calibrate file names its model
+
+    implied = latency_model_for(config)
+    if implied is not None:
+        return implied
     try:
         from blis.latency.selection import choose_latency_model as choose
     except ModuleNotFoundError:
@@ -227,6 +232,11 @@ def collect(prep: Prepared, instances: list[Instance], log: RequestLog, extra: O
     describe = prep.model.describe()
     if "lookup_coverage" in describe:
         summary["lookup_coverage"] = describe["lookup_coverage"]
+    from blis.latency.fidelity import statement  # issue #10 hook: overload flag and fidelity statement
+    from blis.overload import detect
+
+    summary.update(detect(arrival, scheduled, finish, float(ends.max()) if len(ends) else 0.0))
+    summary["fidelity"] = statement(cfg, prep.latency_model_name, describe, summary["overloaded"])
     summary = {k: _clean(v) for k, v in summary.items()}
     columns = {
         "request_id": np.arange(len(req)),

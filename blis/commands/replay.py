@@ -20,7 +20,9 @@ def register(sub) -> None:
                    "`vllm bench serve` result JSON")
     p.add_argument("--latency-model", metavar="NAME",
                    help="blackbox, roofline or roofline-v2 (default: chosen automatically)")
-    p.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
+    from blis.commands.validate import add_simulation_flags
+
+    add_simulation_flags(p)
     p.add_argument("--requests-out", metavar="PATH",
                    help="write one CSV row per request: measured and simulated TTFT/E2E (ms), failures")
     p.set_defaults(handler=run)
@@ -31,14 +33,21 @@ def run(args) -> int:
     from blis.traces.replay import replay
     from blis.validate import compare
 
+    from blis.commands.validate import simulation_kwargs
+
+    kw = simulation_kwargs(args)
     measured = load_run(args.trace)
     for note in measured.notes:
         sys.stderr.write(f"note: {note}\n")
-    result = replay(measured, args.latency_model, calibration_file=args.calibration_file)
+    result = replay(measured, args.latency_model, **kw)
     report = compare(result)
     if args.requests_out:
         result.per_request().to_csv(args.requests_out, index=False)
         sys.stderr.write(f"wrote {args.requests_out}\n")
     out = {"experiment": report.to_json(), "overloaded": report.overloaded, "simulation": result.summary}
+    from blis.latency.fidelity import one_line
+
+    if result.summary.get("fidelity"):
+        sys.stderr.write(one_line(result.summary["fidelity"]) + "\n")
     sys.stdout.write(json.dumps(out, indent=2, allow_nan=False) + "\n")
     return 0

@@ -48,7 +48,10 @@ def register(sub) -> None:
     g.add_argument("--beta-coeffs", type=_coeffs("beta_coeffs"), metavar="B0,B1,B2",
                    help="blackbox step time: b0 microseconds + b1 per prefill token + b2 per decode token")
     g.add_argument("--bench-data-path", metavar="DIR", help="kernel benchmark tables for roofline-v2")
-    g.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
+    g.add_argument("--calibration", metavar="auto|generic|PATH",
+                   help="auto: a shipped refit validated on runs of this setup, else the per-GPU physics (default); "
+                   "generic: per-GPU physics only; PATH: a file written by `blis calibrate`")
+    g.add_argument("--calibration-file", metavar="PATH", help="older name for --calibration PATH")
     g = p.add_argument_group("workload")
     g.add_argument("--workload", metavar="NAME|PATH",
                    help="preset (chatbot, contentgen, summarization, multidoc) or a workload YAML file "
@@ -135,6 +138,7 @@ def build_config(args):
         "hardware_file": args.hardware_file,
         "bench_data_path": args.bench_data_path,
         "calibration_file": args.calibration_file,
+        **({"calibration": args.calibration} if args.calibration else {}),
         "engine": engine,
         "workload": workload,
         "horizon_us": None if args.horizon_s is None else max(1, int(args.horizon_s * 1e6)),
@@ -195,6 +199,7 @@ def run(args) -> int:
             result = simulate(config, progress=progress)
     finally:
         progress.close()
+    _say_fidelity(result.summary)
     if args.requests_out:
         result.write_requests(args.requests_out)
     if args.steps_out:
@@ -204,6 +209,17 @@ def run(args) -> int:
     else:
         print_table(result.summary)
     return 0
+
+
+def _say_fidelity(summary: dict) -> None:
+    """The fidelity statement (and an overload warning) in one line each on stderr (issue #10)."""
+    from blis.latency.fidelity import one_line
+
+    if summary.get("fidelity"):
+        sys.stderr.write(one_line(summary["fidelity"]) + "\n")
+    if summary.get("overloaded"):
+        sys.stderr.write(f"blis: overloaded: arrivals {summary.get('arrival_rate_rps'):.2f} req/s, the server "
+                         f"sustained {summary.get('sustained_rate_rps'):.2f} req/s (the queue grew through the run)\n")
 
 
 def print_table(summary: dict) -> None:
@@ -226,8 +242,14 @@ def print_table(summary: dict) -> None:
     rest = Table(show_header=False)
     for key in ("completed_requests", "rejected_requests", "unfinished_requests", "preemption_count",
                 "tokens_per_sec", "responses_per_sec", "kv_util_mean", "kv_util_max", "prefix_cache_hit_rate",
-                "total_kv_blocks", "sim_duration_s"):
+                "total_kv_blocks", "sim_duration_s", "overloaded", "arrival_rate_rps", "sustained_rate_rps"):
         if key in summary:
             v = summary[key]
             rest.add_row(key, f"{v:,.3f}" if isinstance(v, float) else str(v))
+    fid = summary.get("fidelity") or {}
+    if fid:
+        exp = fid.get("expected_error_pct") or {}
+        rest.add_row("fidelity basis", str(fid.get("basis")))
+        rest.add_row("expected error %", ", ".join(f"{k} {'-' if v is None else v}" for k, v in exp.items()))
+        rest.add_row("evidence", str(fid.get("evidence")))
     console.print(rest)
