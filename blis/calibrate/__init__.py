@@ -66,7 +66,7 @@ def group_runs(runs: list[MeasuredRun]) -> dict[tuple[str, str, int], list[Measu
     return groups
 
 
-def calibrate(runs: list[MeasuredRun], latency_model: str, settings: CalibrationSettings = CalibrationSettings(),
+def calibrate(runs: list[MeasuredRun], latency_model: str, settings: CalibrationSettings | None = None,
               progress: Callable[[str], None] | None = None, *, cross_validation: bool = True,
               penalties: Sequence[float] = DEFAULT_PENALTIES, workers: int = 1, final: str = "all",
               ) -> CalibrationResult:
@@ -76,6 +76,7 @@ def calibrate(runs: list[MeasuredRun], latency_model: str, settings: Calibration
     setup (without cross-validation, or where a setup cannot be cross-validated, the largest is used).
     ``final``: 'all' fits every setup (and the per-GPU parameters) on all its runs; 'validated' only those
     that passed cross-validation (what a shipped table needs; saves the other fits)."""
+    settings = settings or CalibrationSettings()
     if latency_model not in LATENCY_MODELS:
         raise BlisInputError(
             f"--latency-model: {latency_model!r} cannot be calibrated; one of {', '.join(LATENCY_MODELS)}"

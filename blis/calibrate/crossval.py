@@ -144,7 +144,7 @@ def table(cvs: list[CrossValidation]) -> list[str]:
         pen = f", penalty {cv.penalty:g} (cv loss " + ", ".join(f"{k:g}: {v:.2f}" for k, v in cv.cv_loss.items()) \
             + ")" if cv.penalty is not None else ""
         lines.append(f"{cv.kind.upper()} {cv.latency_model} {who}{pen}")
-        lines.append("  held-back run                                      generic TTFT/E2E/TPOT %    refit TTFT/E2E/TPOT %")
+        lines.append(f"  {'held-back run':54s} {'generic TTFT/E2E/TPOT %':>22s}    {'refit TTFT/E2E/TPOT %':>20s}")
         for h in cv.held_out:
             g = "/".join(fmt(h.generic.get(k, math.nan)) for k in ("ttft_mean_ms", "e2e_mean_ms", "tpot_mean_ms"))
             r = "/".join(fmt(h.refit.get(k, math.nan)) for k in ("ttft_mean_ms", "e2e_mean_ms", "tpot_mean_ms")) \

@@ -29,6 +29,7 @@ from blis.traces.measured import MeasuredRun
 from blis.traces.replay import ReplayResult, Window, replay
 from blis.validate import error_pct, is_overloaded, latency_metrics
 
+
 @dataclass(frozen=True)
 class CalibrationSettings:
     """How runs are split and subsampled, and how long the search may run.

@@ -29,11 +29,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from blis.commands.validate import simulation_kwargs
     from blis.traces import load_run
     from blis.traces.replay import replay
     from blis.validate import compare
-
-    from blis.commands.validate import simulation_kwargs
 
     kw = simulation_kwargs(args)
     measured = load_run(args.trace)
