@@ -42,7 +42,8 @@ def cv_record(cv) -> dict:
         "ships": cv.ship, "verdict": cv.verdict,
         "held_out": [{"run": h.run, "overloaded": h.overloaded,
                       "generic": {k: _r(h.generic[k]) for k in KEYS},
-                      "refit": {k: _r(h.refit[k]) for k in KEYS} if h.refit else None} for h in cv.held_out],
+                      "refit": {k: _r(h.refit[k]) for k in KEYS} if h.refit else None,
+                      "fold_params": h.params} for h in cv.held_out],
     }
 
 

@@ -62,7 +62,7 @@ def replay_with(run: MeasuredRun, latency_model: str, params: dict | None) -> di
 def _fold(task: tuple) -> tuple:
     key, penalty, train, test, latency_model, settings = task
     params = fit_params(train, latency_model, settings, penalty)
-    return key, penalty, [(r.name, replay_with(r, latency_model, params)) for r in test]
+    return key, penalty, [(r.name, (replay_with(r, latency_model, params), params)) for r in test]
 
 
 def _generic(task: tuple) -> tuple:
@@ -122,9 +122,10 @@ def cross_validate(groups: dict[str, list[MeasuredRun]], kind: str, latency_mode
         if not found:
             cv.held_out = [HeldOut(n, flags[n], generic[n], {}) for n in cv.runs]
             continue
-        cv.cv_loss = {lam: float(np.mean([score(e) for e in errs.values()])) for lam, errs in found.items()}
+        cv.cv_loss = {lam: float(np.mean([score(e) for e, _ in errs.values()])) for lam, errs in found.items()}
         cv.penalty = min(cv.cv_loss, key=lambda lam: (cv.cv_loss[lam], lam))
-        cv.held_out = [HeldOut(n, flags[n], generic[n], found[cv.penalty][n]) for n in cv.runs]
+        cv.held_out = [HeldOut(n, flags[n], generic[n], found[cv.penalty][n][0], found[cv.penalty][n][1])
+                       for n in cv.runs]
         losers = [h.run for h in cv.held_out if not h.refit_wins]
         cv.ship = not losers
         cv.verdict = ("ships: beats the generic physics on every held-back run" if cv.ship else

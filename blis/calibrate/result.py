@@ -75,6 +75,7 @@ class HeldOut:
     overloaded: bool
     generic: dict[str, float]
     refit: dict[str, float]
+    params: dict | None = None  # what the fold fitted without this run (replayable by the CI gate)
 
     @property
     def refit_wins(self) -> bool:
