@@ -40,7 +40,8 @@ def register(sub) -> None:
     p.add_argument("--calibration", metavar="auto|generic|PATH",
                    help="accepted for symmetry with run/replay/validate: calibrate always starts from the "
                    "per-GPU physics (generic); any other value is an error")
-    p.add_argument("--model-config", metavar="PATH", help="not applicable: the runs name their model")
+    p.add_argument("--model-config", metavar="PATH",
+                   help="HuggingFace config.json of the runs' model (for a model the registry does not know)")
     p.add_argument("--bench-data-path", metavar="DIR", help="bench_data folder for --latency-model roofline-v2")
     p.set_defaults(handler=run)
 
@@ -66,8 +67,6 @@ def run(args) -> int:
     if args.calibration not in (None, "generic"):
         raise BlisInputError("--calibration: calibrate always fits from the per-GPU physics; only 'generic' "
                              "applies here")
-    if args.model_config:
-        raise BlisInputError("--model-config: does not apply to calibrate (each run names its model)")
     if args.bench_data_path and args.latency_model != "roofline-v2":
         raise BlisInputError("--bench-data-path: applies only with --latency-model roofline-v2")
     if args.workers < 1:
@@ -75,6 +74,8 @@ def run(args) -> int:
     settings = CalibrationSettings(block_s=args.block_seconds, windows_per_run=args.windows_per_run,
                                    max_evals=args.max_evals, overloaded_weight=args.overloaded_weight)
     runs = [load_run(p) for p in find_runs(args.traces)]
+    for r in runs:  # read by blis.traces.replay.sim_config for every simulation of the fit
+        r.model_config_path, r.bench_data_path = args.model_config, args.bench_data_path
     result = calibrate(runs, args.latency_model, settings, progress=lambda m: sys.stderr.write(m + "\n"),
                        cross_validation=not args.no_cross_validation, penalties=_penalties(args.penalty),
                        workers=args.workers)

@@ -121,6 +121,9 @@ def sim_config(
     from blis.config import EngineConfig, SimConfig
 
     s = run.server
+    # `blis calibrate --model-config/--bench-data-path` attach these to the runs it fits
+    model_config_path = model_config_path or getattr(run, "model_config_path", None)
+    bench_data_path = bench_data_path or getattr(run, "bench_data_path", None)
     engine_kw = {"enable_prefix_caching": s.enable_prefix_caching}
     for name, value in (
         ("max_num_seqs", s.max_num_seqs),
