@@ -29,6 +29,9 @@ from blis.traces import find_runs, load_run
 COEFF = Path(__file__).resolve().parents[1] / "blis" / "latency" / "coefficients"
 SOURCE = "shared/data/traces/h100-vllm-v1 (inference-sim/training c4f0340, H100 SXM, vLLM V1)"
 KEYS = ("ttft_mean_ms", "e2e_mean_ms", "tpot_mean_ms")
+HEADER = ("# Cross-validated errors (%) of the generic per-GPU physics and of the refits, on held-back runs, with\n"
+          "# the parameters each fold fitted without its held-back run. Written by tools/crossvalidate.py (command\n"
+          "# below); read by blis/latency/fidelity.py and tests/test_regression_real_runs.py.\n")
 
 
 def _r(x: float) -> float | None:
@@ -55,8 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows-per-run", type=int, default=2)
     ap.add_argument("--penalty", default="0.03,0.3")
     ap.add_argument("--models", default="roofline,blackbox")
+    ap.add_argument("--parts", default="loro,lomo", help="loro, lomo or both")
+    ap.add_argument("--record", default=str(COEFF / "cross_validation.yaml"),
+                    help="where --write puts the cross-validation record")
+    ap.add_argument("--merge", nargs="+", metavar="YAML", help="only merge partial records into --record")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
+    if args.merge:
+        docs = [yaml.safe_load(Path(m).read_text()) for m in args.merge]
+        doc = {**docs[0], "command": " ; ".join(d["command"] for d in docs),
+               "results": [r for d in docs for r in d["results"]]}
+        Path(args.record).write_text(HEADER + yaml.safe_dump(doc, sort_keys=False, width=200))
+        return 0
     runs = [load_run(p) for p in find_runs([args.traces])]
     settings = CalibrationSettings(max_evals=args.max_evals, windows_per_run=args.windows_per_run)
     penalties = [float(x) for x in args.penalty.split(",")]
@@ -70,18 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     for model in args.models.split(","):
         t0 = time.time()
-        res = calibrate(runs, model, settings, say, penalties=penalties, workers=args.workers, final="validated")
+        res = calibrate(runs, model, settings, say, penalties=penalties, workers=args.workers, final="validated",
+                        parts=args.parts.split(","))
         say(f"{model}: {time.time() - t0:.0f} s")
         for line in table(res.loro + res.lomo):
             print(line, flush=True)
         record["results"].extend(cv_record(cv) for cv in res.loro + res.lomo)
-        if args.write:
+        if args.write and "loro" in args.parts:
             write_table(model, res)
     if args.write:
-        out = COEFF / "cross_validation.yaml"
-        header = ("# Cross-validated errors (%) of the generic per-GPU physics and of the refits, on held-back runs.\n"
-                  "# Written by tools/crossvalidate.py; read by blis/latency/fidelity.py and the CI gate.\n")
-        out.write_text(header + yaml.safe_dump(record, sort_keys=False, width=200))
+        out = Path(args.record)
+        out.write_text(HEADER + yaml.safe_dump(record, sort_keys=False, width=200))
         say(f"wrote {out}")
     return 0
 

@@ -9,7 +9,6 @@ import argparse
 import os
 from pathlib import Path
 
-from blis.latency.blackbox import lookup_coefficients
 from tests.test_regression_real_runs import BOUNDED_KEYS, OVERLOADED, OVERLOADED_KEYS, RUNS, Replays
 
 
@@ -22,12 +21,9 @@ def main() -> None:
     for model in ("default", "blackbox"):
         print(f'    "{model}": {{')
         for name in RUNS:
-            s = rep.run(name).server
-            if model == "blackbox" and lookup_coefficients(s.model, s.hardware, s.tp) is None:
-                continue
             e = rep.errors(name, None if model == "default" else model)
             keys = OVERLOADED_KEYS if name in OVERLOADED else BOUNDED_KEYS
-            print(f'        "{name}": {{' + ", ".join(f'"{k}": {round(e[k], 2)}' for k in keys) + "},")
+            print(f'        "{name}": {{\n            ' + ", ".join(f'"{k}": {round(e[k], 2)}' for k in keys) + "},")
         print("    },")
     print("}")
 

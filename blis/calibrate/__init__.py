@@ -69,13 +69,14 @@ def group_runs(runs: list[MeasuredRun]) -> dict[tuple[str, str, int], list[Measu
 def calibrate(runs: list[MeasuredRun], latency_model: str, settings: CalibrationSettings | None = None,
               progress: Callable[[str], None] | None = None, *, cross_validation: bool = True,
               penalties: Sequence[float] = DEFAULT_PENALTIES, workers: int = 1, final: str = "all",
-              ) -> CalibrationResult:
+              parts: Sequence[str] = ("loro", "lomo")) -> CalibrationResult:
     """Fit ``latency_model`` to ``runs``, cross-validate across runs, and measure the in-run held-back error.
 
     ``penalties``: the grid of weights of the pull toward the per-GPU physics; cross-validation picks one per
     setup (without cross-validation, or where a setup cannot be cross-validated, the largest is used).
     ``final``: 'all' fits every setup (and the per-GPU parameters) on all its runs; 'validated' only those
-    that passed cross-validation (what a shipped table needs; saves the other fits)."""
+    that passed cross-validation (what a shipped table needs; saves the other fits). ``parts``: which
+    cross-validations to run ('loro', 'lomo')."""
     settings = settings or CalibrationSettings()
     if latency_model not in LATENCY_MODELS:
         raise BlisInputError(
@@ -101,9 +102,10 @@ def calibrate(runs: list[MeasuredRun], latency_model: str, settings: Calibration
     named = {f"{k[0]} {k[1]} tp{k[2]}": v for k, v in setups.items()}
     loro: list[CrossValidation] = []
     lomo: list[CrossValidation] = []
-    if cross_validation:
+    if cross_validation and "loro" in parts:
         say(f"leave-one-run-out over {len(named)} setup(s), penalties {list(penalties)}")
         loro = cross_validate(named, "loro", latency_model, settings, penalties, workers, say)
+    if cross_validation and "lomo" in parts:
         if latency_model != "blackbox" and len({r.server.model for r in runs}) > 1:
             say("leave-one-model-out of the per-GPU parameters")
             lomo = cross_validate({next(iter(hardware)): runs}, "lomo", latency_model, settings, penalties,

@@ -38,6 +38,9 @@ class CalibrationSettings:
     windows_per_run: training blocks simulated per run that is not overloaded (spread over its stages).
     warmup_s, cooldown_s: arrivals simulated before / after a training block, not scored.
     max_evals: simulator evaluations of the Nelder-Mead search (per fitted group).
+    overloaded_span_s: an overloaded run is simulated from its start over this many seconds of arrivals
+        (its state depends on every earlier arrival, so the piece starts at 0; the saturated server and
+        the growing queue are there within minutes); None = the whole run.
     overloaded_weight: loss weight of an overloaded run fitted together with runs that are not overloaded
         (a fit on overloaded runs only weighs every run 1).
     """
@@ -48,6 +51,7 @@ class CalibrationSettings:
     cooldown_s: float = 15.0
     max_evals: int = 60
     overloaded_weight: float = 1.0
+    overloaded_span_s: float | None = 300.0
 
     def __post_init__(self) -> None:
         if not self.block_s > 0:
@@ -85,7 +89,11 @@ def plan_pieces(run: MeasuredRun, settings: CalibrationSettings) -> list[Piece]:
     train = train_rows(run, settings.block_s)
     overloaded = is_overloaded(run)
     if overloaded:
-        return [Piece(run, True, None, train)]
+        span = settings.overloaded_span_s
+        t_end = float(run.requests.arrival_us[-1] - run.requests.arrival_us[0]) / 1e6
+        if span is None or span >= t_end:
+            return [Piece(run, True, None, train)]
+        return [Piece(run, True, Window(0.0, span, 0.0, 0.0), train)]
     t = (run.requests.arrival_us - run.requests.arrival_us[0]) / 1e6
     blocks = np.floor(t / settings.block_s).astype(np.int64)
     even = [int(b) for b in np.unique(blocks) if b % 2 == 0]

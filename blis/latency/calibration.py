@@ -118,12 +118,51 @@ def roofline_overrides(config: SimConfig) -> tuple[dict, str]:
     return read_calibration_file(choice), choice
 
 
+LINEARISED = "generic per-GPU physics linearised"
+
+
+def physics_blackbox(config: SimConfig) -> tuple[tuple, tuple, str] | None:
+    """Blackbox coefficients that stand for the generic per-GPU roofline of ``config``'s setup, or None when
+    the model or GPU is unknown to the physics: a0, a1 = the roofline's queueing terms; b0, b1, b2 = a least
+    squares fit (clipped at 0) of roofline v1 step times over decode batches of 1..max_num_seqs and prefill
+    chunks of 0..max_num_batched_tokens tokens, at 1024 tokens of decode context."""
+    import numpy as np
+
+    from blis.latency.base import StepBatch
+    from blis.latency.roofline import create_roofline
+
+    try:
+        model = create_roofline(config.model_copy(update={"latency_model": "roofline", "calibration": "generic",
+                                                          "calibration_file": None}))
+    except BlisInputError:
+        return None
+    seqs = min(config.engine.max_num_seqs, 256)
+    budget = config.engine.max_num_batched_tokens
+    rows, ys = [], []
+    for d in np.unique(np.linspace(1, seqs, 12).astype(int)):
+        for p in (0, budget // 8, budget // 2, budget):
+            b = StepBatch(num_prefill_tokens=p, num_decode_tokens=int(d), sum_decode_context=int(d) * 1024,
+                          prefill_chunks=[(p, 0)] if p else [], num_sampled=int(d) + (1 if p else 0))
+            rows.append([1.0, p, d])
+            ys.append(model.step_time_float_us(b))
+    beta = np.clip(np.linalg.lstsq(np.array(rows), np.array(ys), rcond=None)[0], 0.0, None)
+    q = model.params
+    alpha = (float(q.queueing_base_us), float(q.queueing_per_token_us), 0.0)
+    return alpha, tuple(float(b) for b in beta), f"{LINEARISED} (no validated blackbox entry for this setup)"
+
+
 def blackbox_coefficients(config: SimConfig) -> tuple[tuple, tuple, str] | None:
     """(alpha, beta, source) for the blackbox model from the calibration choice; None = use the shipped
-    table (auto). ``generic`` and roofline files are errors: the blackbox model has no physics."""
+    table. auto: the table's entry if this setup has one (it passed validation), else the generic physics
+    linearised (`physics_blackbox`). ``generic`` and roofline files are errors: the blackbox model has no
+    physics of its own."""
     choice = effective(config)
     if choice == "auto":
-        return None
+        from blis.latency.blackbox import lookup_coefficients
+
+        if lookup_coefficients(config.model, config.hardware, config.tp) is not None:
+            return None
+        return physics_blackbox(config)
     if choice == "generic":
         raise BlisInputError("calibration: generic means the per-GPU physics, which the blackbox model does not "
                              "have; use --latency-model roofline, or --calibration auto or a blackbox file")

@@ -76,7 +76,8 @@ def statement(config: SimConfig, latency_model: str, describe: dict, overloaded:
     if choice not in ("auto", "generic") or (latency_model == "blackbox" and config.alpha_coeffs is not None):
         return {"basis": USER, "expected_error_pct": _none(), "evidence": f"coefficients from {choice}"}
     source = str(describe.get("source") or describe.get("v1_source") or "")
-    if latency_model == "blackbox" or "roofline_models.yaml" in source:
+    linearised = latency_model == "blackbox" and source.startswith("generic per-GPU physics")
+    if (latency_model == "blackbox" and not linearised) or "roofline_models.yaml" in source:
         kind = "blackbox" if latency_model == "blackbox" else "roofline"
         rec = next((r for r in recs if r["kind"] == "loro" and r["latency_model"] == kind and r.get("ships")
                     and _same_setup(r, *setup)), None)
@@ -104,6 +105,8 @@ def statement(config: SimConfig, latency_model: str, describe: dict, overloaded:
     exp, runs = _expected(own or list(generic.values()), "generic", overloaded)
     where = "this setup's runs" if own else f"runs of other models on {config.hardware}"
     note = " (measured with roofline v1)" if latency_model != "roofline" else ""
+    if linearised:
+        note = " (linearised to blackbox form here; errors measured with roofline v1)"
     return {"basis": PER_GPU, "expected_error_pct": exp,
             "evidence": f"per-GPU physics, never fitted on these runs{note}; {where}: " + ", ".join(runs)}
 
