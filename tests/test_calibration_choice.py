@@ -127,6 +127,11 @@ def test_fidelity_of_the_per_gpu_physics(coeff_dir, tmp_path):
     assert fid["basis"] == PER_GPU
     assert fid["expected_error_pct"] == {"ttft_mean": 10.3, "e2e_mean": 4.3, "tpot_mean": 2.3}  # a, b, d
     assert "runs of other models" in fid["evidence"]
+    # a setup whose runs are all bounded, simulated overloaded: the GPU's overloaded runs (other models)
+    cl = SimConfig(model="codellama-34b", tp=2, latency_model="roofline")
+    fid = statement(cl, "roofline", create_latency_model("roofline", cl).describe(), True, cv_file=cv)
+    assert fid["expected_error_pct"] == {"ttft_mean": 50.0, "e2e_mean": 40.0, "tpot_mean": 30.0}
+    assert "c-overloaded" in fid["evidence"]
 
 
 def test_fidelity_without_calibration_or_with_a_user_file(tmp_path):

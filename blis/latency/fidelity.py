@@ -6,12 +6,13 @@ basis (one of):
   over the setup's runs of the refit's leave-one-run-out error;
 - ``per-GPU physics validated leave-one-model-out``: the per-GPU physics of a GPU with its own calibration;
   its parameters were fitted on no run of these setups, so every run's error is out-of-sample. Expected
-  errors = mean over this setup's runs when there are some, else over every run of the GPU (other models);
+  errors = mean over this setup's runs of the simulation's regime, else over the GPU's runs of that regime
+  (other models), else over the setup's runs of the other regime;
 - ``datasheet only``: a GPU with no calibration of its own (datasheet peaks, borrowed efficiencies): no
   expected error;
 - ``user calibration (not validated by blis)``: a --calibration file or explicit blackbox coefficients.
-Runs are matched to the simulation's regime: when the simulated server is overloaded, the overloaded runs
-are used (bounded ones otherwise), falling back to all runs when the regime has none. Never training error.
+Regime: the overloaded runs when the simulated server is overloaded, the bounded ones otherwise (a refit's
+own runs fall back to all its runs when the regime has none). Never training error.
 """
 
 from __future__ import annotations
@@ -101,9 +102,13 @@ def statement(config: SimConfig, latency_model: str, describe: dict, overloaded:
     if not generic:
         return {"basis": PER_GPU, "expected_error_pct": _none(),
                 "evidence": f"no cross-validated runs on {config.hardware} in {Path(cv_file).name}"}
-    own = [h for h in generic.values() if h["setup"]]
-    exp, runs = _expected(own or list(generic.values()), "generic", overloaded)
-    where = "this setup's runs" if own else f"runs of other models on {config.hardware}"
+    rows = list(generic.values())
+    regime = [h for h in rows if bool(h.get("overloaded")) == overloaded]
+    own = [h for h in regime if h["setup"]]
+    pick, where = ((own, "this setup's runs") if own else
+                   (regime, f"runs of other models on {config.hardware}") if regime else
+                   ([h for h in rows if h["setup"]] or rows, "this setup's runs in the other regime"))
+    exp, runs = _expected(pick, "generic", overloaded)
     note = " (measured with roofline v1)" if latency_model != "roofline" else ""
     if linearised:
         note = " (linearised to blackbox form here; errors measured with roofline v1)"
