@@ -77,3 +77,40 @@ def test_a_single_run_gets_no_validated_refit(tmp_path):
     res = calibrate([run], "blackbox", CalibrationSettings(block_s=20.0, max_evals=0))
     assert not res.loro[0].ship and "single run" in res.loro[0].verdict
     assert not res.validated(res.groups[0])
+
+
+def test_shipped_refits_passed_and_stay_in_range():
+    """Every shipped refit has a leave-one-run-out record that ships it, and its parameters are inside the
+    physical ranges; every blackbox entry likewise."""
+    import yaml
+
+    from blis.latency.blackbox import canonical_model_name, load_coefficient_table
+    from blis.latency.calibration import COEFF_DIR
+    from blis.latency.fidelity import CV_FILE
+
+    recs = yaml.safe_load(CV_FILE.read_text())["results"]
+    shipped = {(r["latency_model"], canonical_model_name(r["model"]), r["tp"]) for r in recs
+               if r["kind"] == "loro" and r["ships"]}
+    for e in yaml.safe_load((COEFF_DIR / "roofline_models.yaml").read_text()) or []:
+        assert ("roofline", canonical_model_name(e["model"]), e["tp"]) in shipped, e["model"]
+        assert in_range(e["params"], ROOFLINE_RANGES) == [], e["model"]
+    for e in load_coefficient_table():
+        assert ("blackbox", canonical_model_name(e["model"]), e["tp"]) in shipped, e["model"]
+        names = dict(zip(("a0", "a1", "b0", "b1", "b2"), [*e["alpha"][:2], *e["beta"]]))
+        assert in_range(names, BLACKBOX_RANGES) == [], e["model"]
+
+
+def test_calibrate_cli_says_what_it_would_ship(tmp_path, capsys):
+    from blis.cli import main
+
+    folder = _synthetic_run(tmp_path)
+    out = tmp_path / "bb.yaml"
+    assert main(["calibrate", "--traces", str(folder), "--latency-model", "blackbox", "--out", str(out),
+                 "--max-evals", "0", "--block-seconds", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "LORO blackbox" in err and "generic TTFT/E2E/TPOT" in err
+    assert "would NOT ship" in err and "single run" in err
+    assert main(["calibrate", "--traces", str(folder), "--latency-model", "blackbox", "--out", str(out),
+                 "--penalty", "x"]) == 2
+    assert main(["calibrate", "--traces", str(folder), "--latency-model", "blackbox", "--out", str(out),
+                 "--calibration", "auto"]) == 2
