@@ -134,7 +134,7 @@ def physics_blackbox(config: SimConfig) -> tuple[tuple, tuple, str] | None:
     try:
         model = create_roofline(config.model_copy(update={"latency_model": "roofline", "calibration": "generic",
                                                           "calibration_file": None}))
-    except BlisInputError:
+    except ValueError:  # BlisInputError, LatencyModelError: the physics does not know this setup
         return None
     seqs = min(config.engine.max_num_seqs, 256)
     budget = config.engine.max_num_batched_tokens
