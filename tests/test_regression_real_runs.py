@@ -53,32 +53,40 @@ MEASURED: dict[str, dict[str, dict[str, float]]] = {
             "ttft_mean_ms": 14.68, "e2e_mean_ms": 11.82, "tpot_mean_ms": 11.78, "e2e_p99_ms": 8.38},
         "20260217-162547-llama-2-7b-tp1-roleplay": {
             "ttft_mean_ms": 21.8, "e2e_mean_ms": 11.26, "tpot_mean_ms": 11.12, "e2e_p99_ms": 8.94},
-        "20260217-170634-llama-2-7b-tp1-reasoning": {"completed": 0.68, "ttft_p50_ms": 15.75},
+        "20260217-170634-llama-2-7b-tp1-reasoning": {
+            "completed": 0.68, "ttft_p50_ms": 15.75},
         "20260217-202857-llama-2-70b-tp4-general": {
-            "ttft_mean_ms": 37.35, "e2e_mean_ms": 3.7, "tpot_mean_ms": 3.04, "e2e_p99_ms": 7.58},
+            "ttft_mean_ms": 41.26, "e2e_mean_ms": 8.41, "tpot_mean_ms": 7.76, "e2e_p99_ms": 18.34},
         "20260217-231439-llama-2-7b-tp1-general": {
             "ttft_mean_ms": 0.65, "e2e_mean_ms": 0.83, "tpot_mean_ms": 0.84, "e2e_p99_ms": 4.59},
-        "20260218-065057-llama-2-70b-hf-tp4-reasoning": {"completed": 24.97, "ttft_p50_ms": 14.91},
-        "20260218-135247-mixtral-8x7b-v0-1-tp2-reasoning": {"completed": 218.73, "ttft_p50_ms": 52.04},
+        "20260218-065057-llama-2-70b-hf-tp4-reasoning": {
+            "completed": 50.0, "ttft_p50_ms": 38.67},
+        "20260218-135247-mixtral-8x7b-v0-1-tp2-reasoning": {
+            "completed": 218.73, "ttft_p50_ms": 52.04},
         "20260218-150304-codellama-34b-tp2-general": {
             "ttft_mean_ms": 0.72, "e2e_mean_ms": 3.38, "tpot_mean_ms": 3.43, "e2e_p99_ms": 1.85},
-        "20260218-160939-codellama-34b-tp2-reasoning": {"completed": 0.08, "ttft_p50_ms": 79.72},
+        "20260218-160939-codellama-34b-tp2-reasoning": {
+            "completed": 0.08, "ttft_p50_ms": 79.72},
     },
     "blackbox": {
         "20260217-155451-llama-2-7b-tp1-codegen": {
             "ttft_mean_ms": 4.56, "e2e_mean_ms": 13.46, "tpot_mean_ms": 13.59, "e2e_p99_ms": 2.87},
         "20260217-162547-llama-2-7b-tp1-roleplay": {
             "ttft_mean_ms": 5.76, "e2e_mean_ms": 25.25, "tpot_mean_ms": 25.51, "e2e_p99_ms": 21.86},
-        "20260217-170634-llama-2-7b-tp1-reasoning": {"completed": 158.06, "ttft_p50_ms": 37.32},
+        "20260217-170634-llama-2-7b-tp1-reasoning": {
+            "completed": 158.06, "ttft_p50_ms": 37.32},
         "20260217-202857-llama-2-70b-tp4-general": {
             "ttft_mean_ms": 55.41, "e2e_mean_ms": 31.55, "tpot_mean_ms": 31.08, "e2e_p99_ms": 32.17},
         "20260217-231439-llama-2-7b-tp1-general": {
             "ttft_mean_ms": 26107.25, "e2e_mean_ms": 376.74, "tpot_mean_ms": 48.74, "e2e_p99_ms": 636.18},
-        "20260218-065057-llama-2-70b-hf-tp4-reasoning": {"completed": 50.0, "ttft_p50_ms": 99.95},
-        "20260218-135247-mixtral-8x7b-v0-1-tp2-reasoning": {"completed": 218.73, "ttft_p50_ms": 99.94},
+        "20260218-065057-llama-2-70b-hf-tp4-reasoning": {
+            "completed": 50.0, "ttft_p50_ms": 99.95},
+        "20260218-135247-mixtral-8x7b-v0-1-tp2-reasoning": {
+            "completed": 218.73, "ttft_p50_ms": 99.94},
         "20260218-150304-codellama-34b-tp2-general": {
             "ttft_mean_ms": 25.23, "e2e_mean_ms": 28.09, "tpot_mean_ms": 28.12, "e2e_p99_ms": 21.68},
-        "20260218-160939-codellama-34b-tp2-reasoning": {"completed": 0.08, "ttft_p50_ms": 99.96},
+        "20260218-160939-codellama-34b-tp2-reasoning": {
+            "completed": 0.08, "ttft_p50_ms": 99.96},
     },
 }
 
