@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces", default=os.environ.get("BLIS_SHARED_DATA", "../shared/data") + "/traces/h100-vllm-v1")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--max-evals", type=int, default=24)
-    ap.add_argument("--windows-per-run", type=int, default=2)
-    ap.add_argument("--penalty", default="0.03,0.3")
+    ap.add_argument("--max-evals", type=int, default=16)
+    ap.add_argument("--windows-per-run", type=int, default=1)
+    ap.add_argument("--penalty", default="0.03,0.3,3")
     ap.add_argument("--models", default="roofline,blackbox")
     ap.add_argument("--parts", default="loro,lomo", help="loro, lomo or both")
     ap.add_argument("--record", default=str(COEFF / "cross_validation.yaml"),

@@ -73,7 +73,8 @@ def calibrate(runs: list[MeasuredRun], latency_model: str, settings: Calibration
     """Fit ``latency_model`` to ``runs``, cross-validate across runs, and measure the in-run held-back error.
 
     ``penalties``: the grid of weights of the pull toward the per-GPU physics; cross-validation picks one per
-    setup (without cross-validation, or where a setup cannot be cross-validated, the largest is used).
+    setup (without cross-validation, or where a setup cannot be cross-validated, the smallest is used: the
+    fit follows its data, and is never marked validated).
     ``final``: 'all' fits every setup (and the per-GPU parameters) on all its runs; 'validated' only those
     that passed cross-validation (what a shipped table needs; saves the other fits). ``parts``: which
     cross-validations to run ('loro', 'lomo')."""
@@ -118,7 +119,7 @@ def calibrate(runs: list[MeasuredRun], latency_model: str, settings: Calibration
         if final == "validated" and members[0].server.model.lower() + str(members[0].server.tp) not in passed:
             continue
         lam = chosen.get(members[0].server.model.lower() + str(members[0].server.tp))
-        lam = max(penalties) if lam is None else lam
+        lam = min(penalties) if lam is None else lam
         say(f"fitting {latency_model} for {key[0]} {key[1]} tp{key[2]} on {len(members)} run(s), penalty {lam:g}")
         if latency_model == "blackbox":
             g = fit_blackbox_group(members, settings, lam)
@@ -134,7 +135,7 @@ def calibrate(runs: list[MeasuredRun], latency_model: str, settings: Calibration
                               for r in members)
         groups.append(g)
     if latency_model != "blackbox" and len(setups) > 1 and (final == "all" or any(cv.ship for cv in lomo)):
-        lam = lomo[0].penalty if lomo and lomo[0].penalty is not None else max(penalties)
+        lam = lomo[0].penalty if lomo and lomo[0].penalty is not None else min(penalties)
         say(f"fitting the per-GPU {latency_model} parameters on all {len(runs)} runs, penalty {lam:g}")
         groups.append(fit_roofline(runs, settings, latency_model, penalty=lam))
     return CalibrationResult(latency_model, settings, groups, errors, loro, lomo)

@@ -29,7 +29,7 @@ from blis.traces.measured import MeasuredRun
 from blis.traces.replay import replay
 from blis.validate import is_overloaded
 
-DEFAULT_PENALTIES = (0.03, 0.3)
+DEFAULT_PENALTIES = (0.03, 0.3, 3.0)
 
 
 def fit_params(runs: list[MeasuredRun], latency_model: str, settings: CalibrationSettings, penalty: float

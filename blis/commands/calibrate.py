@@ -31,9 +31,9 @@ def register(sub) -> None:
     p.add_argument("--overloaded-weight", type=float, default=1.0, metavar="W",
                    help="loss weight of overloaded runs fitted together with runs that are not overloaded "
                    "(default 1)")
-    p.add_argument("--penalty", default="0.03,0.3", metavar="W,...",
+    p.add_argument("--penalty", default="0.03,0.3,3", metavar="W,...",
                    help="weights of the pull toward the per-GPU physics to choose from by cross-validation "
-                   "(default 0.03,0.3)")
+                   "(default 0.03,0.3,3)")
     p.add_argument("--no-cross-validation", action="store_true",
                    help="skip leave-one-run-out / leave-one-model-out (nothing is marked validated)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="processes for the cross-validation")
