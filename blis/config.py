@@ -78,8 +78,14 @@ class ServingConfig(BaseModel):
     bench_data_path: Optional[str] = Field(
         None, description="roofline-v2 kernel tables: a bench_data/<gpu> folder, 'aiconfigurator' or "
                           "'aiconfigurator:<system>/<backend>/<version>'")
+    calibration: str = Field(
+        "auto", min_length=1, description="which fitted coefficients apply: auto (a shipped per-setup refit that "
+        "passed leave-one-run-out validation, else the per-GPU physics), generic (per-GPU physics only), or the "
+        "path of a file written by `blis calibrate` (roofline parameters or blackbox entries)"
+    )
     calibration_file: Optional[str] = Field(
-        None, description="coefficients YAML from `blis calibrate` (it implies its latency model)"
+        None, description="older name for calibration=PATH (a coefficients file from `blis calibrate`; it implies "
+        "its latency model)"
     )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     workload: Workload = Field(default_factory=lambda: Workload.preset("chatbot"))
@@ -99,6 +105,13 @@ class ServingConfig(BaseModel):
             elif chosen != "blackbox":
                 raise ValueError(f"{which}: blackbox coefficients do not apply to latency model {chosen!r}")
         return data
+
+    @field_validator("calibration")
+    @classmethod
+    def _calibration_choice(cls, v: str) -> str:
+        from blis.latency.calibration import check_choice
+
+        return check_choice(v)
 
     @field_validator("alpha_coeffs", "beta_coeffs")
     @classmethod

@@ -114,6 +114,11 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     describe = first.latency_model.describe()
     if "lookup_coverage" in describe:
         summary["lookup_coverage"] = describe["lookup_coverage"]
+    from blis.latency.fidelity import statement  # overload flag and fidelity statement (issue #10)
+    from blis.overload import detect
+
+    summary.update(detect(arrival, scheduled, finish, float(clipped.max()) if len(clipped) else 0.0))
+    summary["fidelity"] = statement(cfg, first.latency_model_name, describe, summary["overloaded"])
     summary = {k: clean(v) for k, v in summary.items()}
     columns = {
         "request_id": np.arange(len(req)),

@@ -76,6 +76,11 @@ def choose_latency_model(config: ServingConfig) -> tuple[str, str]:
     """The latency model to use and why (automatic selection lives in `blis.latency.selection`)."""
     if config.latency_model:
         return config.latency_model, "chosen by --latency-model"
+    from blis.latency.calibration import latency_model_for  # a calibrate file names its model
+
+    implied = latency_model_for(config)
+    if implied is not None:
+        return implied
     from blis.latency.selection import choose_latency_model as choose
 
     return choose(config)

@@ -111,19 +111,37 @@ class ExperimentReport:
 class ValidationReport:
     experiments: list[ExperimentReport]
 
+    def _errors(self, k: str, which: bool | None) -> list[tuple[float, str]]:
+        return [(e.metrics[k].error_pct, e.name) for e in self.experiments
+                if (which is None or e.overloaded == which) and math.isfinite(e.metrics[k].error_pct)]
+
     def median_error_pct(self, which: bool | None = None) -> dict[str, float]:
         """Median over runs of each metric's error; ``which`` = True/False restricts to (non-)overloaded runs."""
-        exps = [e for e in self.experiments if which is None or e.overloaded == which]
-        out = {}
-        for k in METRICS:
-            errs = [e.metrics[k].error_pct for e in exps if math.isfinite(e.metrics[k].error_pct)]
-            out[k] = float(np.median(errs)) if errs else math.nan
-        return out
+        return {k: float(np.median([v for v, _ in self._errors(k, which)])) if self._errors(k, which) else math.nan
+                for k in METRICS}
+
+    def mean_error_pct(self, which: bool | None = None) -> dict[str, float]:
+        return {k: float(np.mean([v for v, _ in self._errors(k, which)])) if self._errors(k, which) else math.nan
+                for k in METRICS}
+
+    def worst_error_pct(self, which: bool | None = None) -> dict[str, tuple[float, str]]:
+        """Largest error over runs of each metric and the run it came from ((NaN, '') when none)."""
+        return {k: max(self._errors(k, which), default=(math.nan, "")) for k in METRICS}
+
+    def stat_error_pct(self, stat: str) -> dict[str, float]:
+        if stat == "worst":
+            return {k: v for k, (v, _) in self.worst_error_pct().items()}
+        return self.mean_error_pct() if stat == "mean" else self.median_error_pct()
 
     def to_json(self) -> dict:
+        worst = self.worst_error_pct()
         return {
             "experiments": [e.to_json() for e in self.experiments],
-            "summary": {"median_error_pct": {k: _num(v) for k, v in self.median_error_pct().items()}},
+            "summary": {
+                "median_error_pct": {k: _num(v) for k, v in self.median_error_pct().items()},
+                "mean_error_pct": {k: _num(v) for k, v in self.mean_error_pct().items()},
+                "worst_error_pct": {k: {"error_pct": _num(v), "run": n or None} for k, (v, n) in worst.items()},
+            },
         }
 
 
@@ -187,36 +205,49 @@ def validate(
     return ValidationReport([validate_run(r, latency_model, **replay_kw) for r in runs])
 
 
-def parse_tolerances(text: str | None) -> dict[str, float]:
-    """``"ttft_mean=15,e2e_mean=10"`` -> ``{"ttft_mean_ms": 15.0, "e2e_mean_ms": 10.0}`` (percent)."""
+STATS = ("median", "mean", "worst")
+
+
+def parse_tolerances(text: str | None) -> dict[tuple[str, str], float]:
+    """``"ttft_mean=15,e2e_mean:worst=10"`` -> ``{("ttft_mean_ms", "median"): 15.0, ("e2e_mean_ms", "worst"):
+    10.0}`` (percent). A bound applies to the median over runs unless ``:mean`` or ``:worst`` follows the
+    metric."""
     if not text:
         return {}
-    out: dict[str, float] = {}
+    out: dict[tuple[str, str], float] = {}
+    allowed = ", ".join(m[:-3] for m in METRICS)
     for part in text.split(","):
         if not part.strip():
             continue
         key, sep, value = part.partition("=")
         key = key.strip()
-        name = key if key.endswith("_ms") else f"{key}_ms"
+        metric, _, stat = key.partition(":")
+        stat = stat.strip() or "median"
+        name = metric if metric.endswith("_ms") else f"{metric}_ms"
         if not sep or name not in METRICS:
-            allowed = ", ".join(m[:-3] for m in METRICS)
-            raise BlisInputError(f"--tolerance: {part.strip()!r}: expected METRIC=PERCENT with METRIC one of {allowed}")
+            raise BlisInputError(f"--tolerance: {part.strip()!r}: expected METRIC[:STAT]=PERCENT with METRIC one "
+                                 f"of {allowed} and STAT one of {', '.join(STATS)}")
+        if stat not in STATS:
+            raise BlisInputError(f"--tolerance: {key}: statistic {stat!r} is not one of {', '.join(STATS)}")
         try:
             pct = float(value)
         except ValueError:
             raise BlisInputError(f"--tolerance: {key}: {value.strip()!r} is not a number") from None
         if not (pct >= 0) or math.isinf(pct):
             raise BlisInputError(f"--tolerance: {key}: must be a finite percentage >= 0, got {value.strip()}")
-        out[name] = pct
+        out[(name, stat)] = pct
     return out
 
 
-def tolerance_violations(report: ValidationReport, tolerances: dict[str, float]) -> list[str]:
-    """Metrics whose median error over runs exceeds its tolerance (a missing value counts as exceeded)."""
-    medians = report.median_error_pct()
+def tolerance_violations(report: ValidationReport, tolerances: dict) -> list[str]:
+    """Bounds exceeded (a missing value counts as exceeded). Keys are (metric, statistic) pairs, or a bare
+    metric name for the median."""
+    worst = report.worst_error_pct()
     bad = []
-    for name, limit in tolerances.items():
-        value = medians.get(name, math.nan)
+    for key, limit in tolerances.items():
+        name, stat = key if isinstance(key, tuple) else (key, "median")
+        value = report.stat_error_pct(stat).get(name, math.nan)
         if not math.isfinite(value) or value > limit:
-            bad.append(f"{name}: median error {value:.2f}% > tolerance {limit:g}%")
+            where = f" (run {worst[name][1]})" if stat == "worst" and worst[name][1] else ""
+            bad.append(f"{name}: {stat} error {value:.2f}%{where} > tolerance {limit:g}%")
     return bad

@@ -98,7 +98,8 @@ def test_list_commands(capsys):
 def test_defaults_line_is_one_complete_line_after_validation(capsys):
     assert main(["run", "--latency-model", "blackbox", *SMALL]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1
+    # the defaults line, then the fidelity statement (issue 10: one line); nothing else
+    assert len(err) == 2 and err[1].startswith("blis: fidelity: "), err
     for part in ("model=llama-2-7b", "hardware=H100", "tp=1", "workload=chatbot", "rate=1 req/s",
                  "seed=42", "latency model blackbox"):
         assert part in err[0], err

@@ -85,9 +85,13 @@ def test_error_pct():
 
 
 def test_parse_tolerances():
-    assert parse_tolerances("ttft_mean=15, e2e_mean_ms=10") == {"ttft_mean_ms": 15.0, "e2e_mean_ms": 10.0}
+    assert parse_tolerances("ttft_mean=15, e2e_mean_ms=10") == {("ttft_mean_ms", "median"): 15.0,
+                                                                 ("e2e_mean_ms", "median"): 10.0}
+    assert parse_tolerances("e2e_mean:worst=10,tpot_mean:mean=4") == {("e2e_mean_ms", "worst"): 10.0,
+                                                                      ("tpot_mean_ms", "mean"): 4.0}
     assert parse_tolerances(None) == {}
     for bad, pattern in (("ttft=5", "METRIC one of"), ("ttft_mean", "METRIC one of"),
+                         ("ttft_mean:max=5", "statistic 'max'"),
                          ("ttft_mean=x", "not a number"), ("ttft_mean=-1", ">= 0")):
         with pytest.raises(BlisInputError, match=pattern):
             parse_tolerances(bad)
@@ -106,6 +110,13 @@ def test_median_and_tolerance_violations():
     assert rep.median_error_pct()["ttft_mean_ms"] == pytest.approx(5.0)
     assert tolerance_violations(rep, {"ttft_mean_ms": 5.0}) == []
     assert len(tolerance_violations(rep, {"ttft_mean_ms": 4.9, "e2e_p99_ms": 10})) == 1
+    # mean 12, worst 30 (run r2): a bound on the worst run catches what the median hides
+    assert rep.mean_error_pct()["ttft_mean_ms"] == pytest.approx(12.0)
+    assert rep.worst_error_pct()["ttft_mean_ms"] == (30.0, "r2")
+    assert tolerance_violations(rep, {("ttft_mean_ms", "median"): 10.0}) == []
+    (line,) = tolerance_violations(rep, {("ttft_mean_ms", "worst"): 10.0})
+    assert "worst error 30.00% (run r2)" in line
+    assert tolerance_violations(rep, {("ttft_mean_ms", "mean"): 12.5}) == []
 
 
 def test_exact_replay_of_an_idle_server(tmp_path):
@@ -153,9 +164,12 @@ def test_cli_json_schema_and_exit_codes(tmp_path, capsys):
     assert main(args + ["--tolerance", "ttft_mean=10.5"]) == 0  # median of 0 % and 20 % = 10 %
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"experiments", "summary"}
-    assert set(out["summary"]) == {"median_error_pct"}
+    assert set(out["summary"]) == {"median_error_pct", "mean_error_pct", "worst_error_pct"}
     assert set(out["summary"]["median_error_pct"]) == set(METRICS)
     assert out["summary"]["median_error_pct"]["e2e_mean_ms"] == pytest.approx(10.0)
+    assert out["summary"]["mean_error_pct"]["e2e_mean_ms"] == pytest.approx(10.0)
+    assert out["summary"]["worst_error_pct"]["e2e_mean_ms"]["error_pct"] == pytest.approx(20.0)
+    assert out["summary"]["worst_error_pct"]["e2e_mean_ms"]["run"] == "slow"
     exp = out["experiments"][0]
     assert set(exp) == {"name", "model", "tp", "latency_model", "requests", "completed_measured",
                         "completed_simulated", "metrics"}
@@ -166,6 +180,8 @@ def test_cli_json_schema_and_exit_codes(tmp_path, capsys):
     assert main(args + ["--tolerance", "ttft_mean=9.5"]) == 1
     err = capsys.readouterr().err
     assert "tolerance exceeded: ttft_mean_ms" in err
+    assert main(args + ["--tolerance", "ttft_mean=10.5,ttft_mean:worst=19"]) == 1  # the slow run is 20 % off
+    assert "worst error 20.00% (run slow)" in capsys.readouterr().err
 
 
 def test_cli_table_and_bad_input(tmp_path, capsys):

@@ -21,7 +21,9 @@ def register(sub) -> None:
                    help="run folder (requests.csv + meta.json), folder with an OTLP traces.json, or a "
                    "`vllm bench serve` result JSON")
     _flags.add_latency_model_flag(p)
-    p.add_argument("--calibration-file", metavar="PATH", help="coefficients YAML written by `blis calibrate`")
+    from blis.commands.validate import add_simulation_flags
+
+    add_simulation_flags(p)  # --calibration, --calibration-file, --model-config, --bench-data-path
     # benchmark files: rebuild the load they describe (not the per-request arrivals) and compare per point
     p.add_argument("--benchmark", metavar="FILE",
                    help="instead of --trace: a `vllm bench serve --save-result` JSON or a GuideLLM report "
@@ -33,9 +35,6 @@ def register(sub) -> None:
                    "the client recorded")
     _flags.add_output_flag(p, "--requests-out", (".csv", ".parquet"),
                            "write one row per request: measured and simulated TTFT/E2E (ms), failures")
-    p.add_argument("--bench-data-path", metavar="SRC",
-                   help="kernel tables for roofline-v2: a bench_data folder, 'aiconfigurator' or "
-                        "'aiconfigurator:<system>/<backend>/<version>' (pip install 'blis[aic]')")
     p.set_defaults(handler=run)
 
 
@@ -59,6 +58,7 @@ def run(args) -> int:
         raise BlisInputError("hardware: only with --benchmark (a run folder records its hardware)")
     if args.nominal_load:
         raise BlisInputError("nominal_load: only with --benchmark (--trace replays the recorded arrivals)")
+    from blis.commands.validate import simulation_kwargs
     from blis.traces import load_run
     from blis.traces.replay import replay
     from blis.validate import compare
@@ -67,18 +67,17 @@ def run(args) -> int:
         from blis.commands.run import latency_model_for_calibration
 
         args.latency_model = latency_model_for_calibration(args.calibration_file, args.latency_model)
+    kw = simulation_kwargs(args)
     measured = load_run(args.trace)
     for note in measured.notes:
         sys.stderr.write(f"note: {note}\n")
-    config = None
-    if args.bench_data_path:  # v2 block
-        from blis.traces.replay import sim_config
-
-        config = sim_config(measured, args.latency_model, calibration_file=args.calibration_file).model_copy(
-            update={"bench_data_path": args.bench_data_path})
-    result = replay(measured, args.latency_model, calibration_file=args.calibration_file, config=config)
+    result = replay(measured, args.latency_model, **kw)
     report = compare(result)
     out = {"experiment": report.to_json(), "overloaded": report.overloaded, "simulation": result.summary}
+    from blis.latency.fidelity import one_line
+
+    if result.summary.get("fidelity"):
+        sys.stderr.write(one_line(result.summary["fidelity"]) + "\n")
     sys.stdout.write(json.dumps(out, indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
     if args.requests_out:

@@ -133,7 +133,7 @@ def _calibration_kind(path: str) -> str:
 
     data = read_structured(path, "calibration_file")
     if isinstance(data, list) and data:
-        allowed = {"model", "hardware", "tp", "alpha", "beta", "source"}
+        allowed = {"model", "hardware", "tp", "alpha", "beta", "source", "validated"}
         for i, entry in enumerate(data):
             if not isinstance(entry, dict):
                 raise BlisInputError(f"calibration_file: {path}: entry {i} must be a mapping of "
@@ -146,12 +146,13 @@ def _calibration_kind(path: str) -> str:
     if isinstance(data, dict) and data:
         section = data.get("roofline", data)
         names = set(RooflineParams.param_names())
-        unknown = sorted((set(data) - {"roofline"}) if "roofline" in data else set())
+        top = {"roofline", "validated", "setups"}  # what `blis calibrate` writes (blis/calibrate/output.py)
+        unknown = sorted((set(data) - top) if "roofline" in data else set())
         if isinstance(section, dict):
             unknown += sorted(set(section) - names)
         if unknown or not isinstance(section, dict):
             raise BlisInputError(f"calibration_file: {path}: unknown key(s) {', '.join(map(str, unknown))}; "
-                                 f"allowed: roofline, {', '.join(sorted(names))}")
+                                 f"allowed: roofline, validated, setups, {', '.join(sorted(names))}")
         return "roofline"
     raise BlisInputError(f"calibration_file: {path}: expected the blackbox entries or the roofline parameters "
                          "that `blis calibrate` writes")
@@ -334,6 +335,7 @@ def run(args) -> int:
         progress.started()
     finally:
         progress.close()
+    _say_fidelity(result.summary)
     if workload_args.emit(args, result):
         pass
     elif args.output == "json":
@@ -346,6 +348,17 @@ def run(args) -> int:
     if args.steps_out:
         write_table(result.steps, args.steps_out, "steps_out")
     return 0
+
+
+def _say_fidelity(summary: dict) -> None:
+    """The fidelity statement (and an overload warning) in one line each on stderr (issue #10)."""
+    from blis.latency.fidelity import one_line
+
+    if summary.get("fidelity"):
+        sys.stderr.write(one_line(summary["fidelity"]) + "\n")
+    if summary.get("overloaded"):
+        sys.stderr.write(f"blis: overloaded: arrivals {summary.get('arrival_rate_rps'):.2f} req/s, the server "
+                         f"sustained {summary.get('sustained_rate_rps'):.2f} req/s (the queue grew through the run)\n")
 
 
 def print_table(summary: dict) -> None:
@@ -368,10 +381,16 @@ def print_table(summary: dict) -> None:
     rest = Table(show_header=False)
     for key in ("completed_requests", "rejected_requests", "unfinished_requests", "preemption_count",
                 "tokens_per_sec", "responses_per_sec", "kv_util_mean", "kv_util_max", "prefix_cache_hit_rate",
-                "total_kv_blocks", "sim_duration_s"):
+                "total_kv_blocks", "sim_duration_s", "overloaded", "arrival_rate_rps", "sustained_rate_rps"):
         if key in summary:
             v = summary[key]
             rest.add_row(key, f"{v:,.3f}" if isinstance(v, float) else str(v))
+    fid = summary.get("fidelity") or {}
+    if fid:
+        exp = fid.get("expected_error_pct") or {}
+        rest.add_row("fidelity basis", str(fid.get("basis")))
+        rest.add_row("expected error %", ", ".join(f"{k} {'-' if v is None else v}" for k, v in exp.items()))
+        rest.add_row("evidence", str(fid.get("evidence")))
     console.print(rest)
 
 

@@ -115,19 +115,21 @@ def _check_precision(config: "SimConfig", entry: dict) -> None:
 @register_latency_model("blackbox")
 def build_blackbox(config: "SimConfig") -> BlackboxModel:
     alpha, beta, source = config.alpha_coeffs, config.beta_coeffs, "--alpha-coeffs/--beta-coeffs"
-    if (alpha is None or beta is None) and config.calibration_file:
-        from blis.traces.replay import blackbox_from_file
+    if alpha is None or beta is None:
+        from blis.latency.calibration import blackbox_coefficients
 
-        file_alpha, file_beta = blackbox_from_file(config.calibration_file, config.model, config.hardware,
-                                                   config.tp)
-        alpha, beta = alpha or file_alpha, beta or file_beta
-        source = f"--calibration-file {config.calibration_file}"
+        chosen = blackbox_coefficients(config)
+        if chosen is not None:
+            alpha, beta, source = alpha or chosen[0], beta or chosen[1], chosen[2]
     if alpha is None or beta is None:
         entry = lookup_coefficients(config.model, config.hardware, config.tp)
         if entry is None:
+            have = available_coefficients()
             raise LatencyModelError(
                 f"model/hardware/tp: no blackbox coefficients for {config.model}/{config.hardware}/tp{config.tp}; "
-                f"available: {', '.join(available_coefficients())} (or give --alpha-coeffs and --beta-coeffs)"
+                + (f"available: {', '.join(have)}" if have else "the shipped table has none (no fit passed "
+                   "cross-validation, docs/validation.md)")
+                + " (give --alpha-coeffs and --beta-coeffs, or use --latency-model roofline)"
             )
         _check_precision(config, entry)
         alpha = alpha or tuple(entry["alpha"])

@@ -391,19 +391,16 @@ def model_calibration(model: str, hardware: str, tp: int) -> dict | None:
 @register_latency_model("roofline")
 def create_roofline(config: SimConfig) -> RooflineModel:
     """Factory: model (``model_config_path`` or registry), hardware (``hardware_file`` may add or override),
-    shipped calibration for the hardware, then the shipped refit for this exact (model, hardware, TP) if
-    there is one, then ``calibration_file`` overrides."""
+    shipped calibration for the hardware, then what ``config.calibration`` selects on top of it (a shipped
+    refit for this exact setup, nothing, or a file; see ``blis.latency.calibration``)."""
     model = model_for_config(config)
     extra = load_hardware_file(config.hardware_file) if config.hardware_file else None
     hw = get_hardware(config.hardware, extra)
     params, source = load_calibration(hw)
-    entry = None if config.model_config_path else model_calibration(config.model, config.hardware, config.tp)
-    if entry is not None and not model.is_uniform:
-        entry = None  # a per-model refit of another precision / structure does not apply
-    if entry is not None:
-        params = params.updated(entry["params"])
-        source += f" + roofline_models.yaml ({entry['model']} tp{entry['tp']})"
-    if config.calibration_file:
-        params = params.updated(read_calibration_file(config.calibration_file))
-        source += f" + {config.calibration_file}"
+    from blis.latency.calibration import roofline_overrides  # auto | generic | PATH (docs/validation.md)
+
+    overrides, note = roofline_overrides(config)
+    if overrides:
+        params = params.updated(overrides)
+        source += f" + {note}"
     return RooflineModel(model, hw, config.tp, params, source, ep=getattr(config, "ep", 1))

@@ -110,13 +110,20 @@ def sim_config(
     calibration_file: str | None = None,
     alpha: tuple[float, float, float] | None = None,
     beta: tuple[float, float, float] | None = None,
+    calibration: str = "auto",
+    model_config_path: str | None = None,
+    bench_data_path: str | None = None,
 ):
-    """The `SimConfig` of the run's server (its workload is replaced by the run's requests)."""
+    """The `SimConfig` of the run's server (its workload is replaced by the run's requests).
+
+    ``calibration``: auto | generic | PATH (``blis.latency.calibration``); ``calibration_file`` is its older
+    name."""
     from blis.config import EngineConfig, SimConfig
 
     s = run.server
-    if latency_model == "blackbox" and calibration_file and (alpha is None or beta is None):
-        alpha, beta = blackbox_from_file(calibration_file, s.model, s.hardware, s.tp)
+    # `blis calibrate --model-config/--bench-data-path` attach these to the runs it fits
+    model_config_path = model_config_path or getattr(run, "model_config_path", None)
+    bench_data_path = bench_data_path or getattr(run, "bench_data_path", None)
     engine_kw = {"enable_prefix_caching": s.enable_prefix_caching}
     for name, value in (
         ("max_num_seqs", s.max_num_seqs),
@@ -134,7 +141,10 @@ def sim_config(
         latency_model=latency_model,
         alpha_coeffs=alpha,
         beta_coeffs=beta,
+        calibration=calibration,
         calibration_file=calibration_file,
+        model_config_path=model_config_path,
+        bench_data_path=bench_data_path,
         engine=EngineConfig(**engine_kw),
     )
 
@@ -184,6 +194,9 @@ def replay(
     alpha: tuple[float, float, float] | None = None,
     beta: tuple[float, float, float] | None = None,
     config=None,
+    calibration: str = "auto",
+    model_config_path: str | None = None,
+    bench_data_path: str | None = None,
 ) -> ReplayResult:
     """Simulate the run (or a window of it) with its real arrivals and server settings.
 
@@ -192,7 +205,8 @@ def replay(
     import blis
 
     cfg = config if config is not None else sim_config(
-        run, latency_model, calibration_file=calibration_file, alpha=alpha, beta=beta
+        run, latency_model, calibration_file=calibration_file, alpha=alpha, beta=beta, calibration=calibration,
+        model_config_path=model_config_path, bench_data_path=bench_data_path,
     )
     idx, scored = select(run, window)
     table = run.requests.take(idx)
