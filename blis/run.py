@@ -181,11 +181,13 @@ class InstanceGroup:
     instances: list[Instance] = field(default_factory=list)
 
     def add_instance(self, env: simpy.Environment, index: int, block_keys: BlockKeys, log: RequestLog,
-                     input_tokens: list, output_tokens: list, enter_us: list | None = None) -> Instance:
+                     input_tokens: list, output_tokens: list, enter_us: list | None = None,
+                     horizon_us: Optional[int] = None) -> Instance:
         dep = self.deployment
         inst = Instance(env, index, dep.engine, dep.num_kv_blocks, dep.latency_model, block_keys, log,
                         input_tokens, output_tokens, self.enter_us.tolist() if enter_us is None else enter_us,
                         role=self.role)
+        inst.horizon_us = horizon_us
         self.instances.append(inst)
         return inst
 
@@ -230,7 +232,7 @@ def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
     log = RequestLog(len(req))
     enter = group.enter_us.tolist()
     inst = group.add_instance(env, 0, BlockKeys(req, config.engine.block_size), log, req.input_tokens.tolist(),
-                              req.output_tokens.tolist(), enter)
+                              req.output_tokens.tolist(), enter, config.horizon_us)
     log.instance[:] = 0
     loop = None
     if config.workload.closed_loop:  # sends depend on completions (blis.workload.closed_loop)

@@ -76,6 +76,18 @@ class StepLog:
         self.preemptions.append(preemptions)
         self.num_waiting.append(num_waiting)
 
+    def add_run(self, starts: list[int], durations: list[int], decode: int, kv_used: list[int]) -> None:
+        """Rows of consecutive decode-only steps of ``decode`` requests (no prefill, preemption or waiting)."""
+        n = len(starts)
+        self.start_us.extend(starts)
+        self.duration_us.extend(durations)
+        self.prefill_tokens.extend([0] * n)
+        self.decode_tokens.extend([decode] * n)
+        self.num_requests.extend([decode] * n)
+        self.kv_blocks_used.extend(kv_used)
+        self.preemptions.extend([0] * n)
+        self.num_waiting.extend([0] * n)
+
     def __len__(self) -> int:
         return len(self.start_us)
 

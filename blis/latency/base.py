@@ -56,6 +56,12 @@ class LatencyModel(Protocol):
         stream); it accumulates per token and does not hold the engine.
     scheduling_processing_time_us: CPU time of one ``schedule()`` call, added to every step.
     preemption_processing_time_us: added to a step once per preemption in it.
+
+    Optional fast path (not part of the protocol's required members): ``decode_stretch_us(num_decode,
+    sum_context, n) -> list[int] | None``, the ``step_time_us`` of ``n`` consecutive decode-only steps
+    (no prefill; ``num_decode`` decodes, all sampling; step i with ``sum_decode_context = sum_context + i *
+    num_decode``), exactly what ``step_time_us`` gives for each. The engine uses it to advance decode-only
+    stretches at once (issue #17); without it (or when it returns None) it asks ``step_time_us`` per step.
     """
 
     name: str
