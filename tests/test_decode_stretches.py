@@ -97,3 +97,11 @@ def test_model_without_fast_path_falls_back_per_step(monkeypatch):
     fast, slow, used = _both(monkeypatch, cfg, _table(11))
     _same(fast, slow)
     assert used
+
+
+def test_builtin_latency_model_names_match_the_registry():
+    from blis.latency import base
+
+    assert base.latency_model_names() == base.available_latency_models()
+    for name, module in base.BUILTIN_MODELS.items():
+        assert base._FACTORIES[name].__module__ == module

@@ -11,7 +11,6 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 
 from blis.latency.base import LatencyModelError, StepBatch, register_latency_model
 
@@ -65,8 +64,10 @@ class BlackboxModel:
 
 def load_coefficient_table() -> list[dict]:
     """Entries of the shipped table (`blis/latency/coefficients/blackbox.yaml`)."""
+    import yaml  # only runs that look coefficients up pay for the parser
+
     text = resources.files("blis.latency").joinpath("coefficients/blackbox.yaml").read_text()
-    return yaml.safe_load(text) or []
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []  # C parser when built
 
 
 def canonical_model_name(name: str) -> str:

@@ -409,7 +409,7 @@ def model_calibration(model: str, hardware: str, tp: int) -> dict | None:
     if not path.is_file():
         return None
     m, h = canonical_model_name(model), canonical_hardware_name(hardware)
-    for entry in yaml.safe_load(path.read_text()) or []:
+    for entry in yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []:
         if (canonical_model_name(entry["model"]) == m and canonical_hardware_name(entry["hardware"]) == h
                 and int(entry["tp"]) == tp):
             return entry
