@@ -93,3 +93,54 @@ def itl_samples(step_end: np.ndarray, seg_instance: np.ndarray, seg_req: np.ndar
     values = np.concatenate([gaps, irregular]) + a2_us
     counts = np.concatenate([weight, np.ones(len(irregular), dtype=np.int64)])
     return values, counts
+
+
+def itl_samples_runs(ends: np.ndarray, durations: np.ndarray, record_first: np.ndarray, record_count: np.ndarray,
+                     gs: np.ndarray, ge: np.ndarray, seg_req: np.ndarray, a2_us: float) -> tuple[np.ndarray, np.ndarray]:
+    """`itl_samples` read from run-length step records (issue #17), with equal gaps merged: the same sample.
+
+    ``gs``/``ge``: global first and last step of each token segment. Step k contributes its gap once per
+    segment with ``gs < k <= ge``. A record's first step has its own gap; its later steps (a decode-only
+    stretch: back to back, no segment starts or ends inside) each contribute their duration, all with the
+    weight of the record's second step, so they are summed per distinct duration instead of per step.
+    """
+    total = len(ends)
+    if len(seg_req) == 0 or total == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    gs_sorted = np.sort(gs)
+    ge_sorted = np.sort(ge)
+
+    def weight(k: np.ndarray) -> np.ndarray:  # segments with gs < k <= ge
+        return np.searchsorted(gs_sorted, k) - np.searchsorted(ge_sorted, k)
+
+    b = record_first
+    gap_b = np.zeros(len(b), dtype=np.float64)
+    later = b > 0
+    gap_b[later] = (ends[b[later]] - ends[b[later] - 1]).astype(np.float64)
+    w_b = weight(b)
+    long = record_count > 1
+    if long.any():
+        inner = np.ones(total, dtype=bool)
+        inner[b] = False
+        d = durations[inner]
+        w = np.repeat(weight(b[long] + 1), record_count[long] - 1)
+        lo, hi = int(d.min()), int(d.max())
+        if hi - lo <= 4 * len(d) + 1_000_000:
+            summed = np.bincount(d - lo, weights=w, minlength=hi - lo + 1)
+            present = np.flatnonzero(summed)
+            inner_values = (present + lo).astype(np.float64)
+            inner_counts = summed[present].astype(np.int64)
+        else:
+            uniq, where = np.unique(d, return_inverse=True)
+            inner_values = uniq.astype(np.float64)
+            inner_counts = np.bincount(where, weights=w, minlength=len(uniq)).astype(np.int64)
+    else:
+        inner_values, inner_counts = np.zeros(0), np.zeros(0, dtype=np.int64)
+    # irregular gaps between consecutive segments of the same request
+    order = np.lexsort((gs, seg_req))
+    r, s, e = seg_req[order], gs[order], ge[order]
+    same = r[1:] == r[:-1]
+    irregular = (ends[s[1:][same]] - ends[e[:-1][same]]).astype(np.float64)
+    values = np.concatenate([gap_b, inner_values, irregular]) + a2_us
+    counts = np.concatenate([w_b, inner_counts, np.ones(len(irregular), dtype=np.int64)])
+    return values, counts

@@ -32,3 +32,7 @@ def test_same_answers_as_recorded(name):
         assert got[key] == want[key], key
     if tol == 0:
         assert got["steps_sha256"] == want["steps_sha256"]
+        assert got["summary"] == want["summary"]
+    else:
+        for key, value in want["summary"].items():
+            assert got["summary"][key] == pytest.approx(value, rel=1e-9, abs=1e-3), key

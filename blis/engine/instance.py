@@ -270,7 +270,7 @@ class Instance:
         D = batch.num_decode_tokens
         durations = durations[:n]
         starts = list(accumulate(durations[:-1], initial=now))
-        self.steps.add_run(starts, durations, D, list(accumulate(blocks, initial=used))[1:])
+        self.steps.add_run(now, durations, D, list(accumulate(blocks, initial=used))[1:])
         yield self.env.timeout(starts[-1] + durations[-1] - now)
         sched.update_from_output()
         return starts[-1]

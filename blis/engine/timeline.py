@@ -56,44 +56,80 @@ class RequestLog:
 
 
 class StepLog:
-    """One row per engine step of one instance (times in microseconds, sizes in tokens/blocks)."""
+    """The engine steps of one instance (times in microseconds, sizes in tokens/blocks), stored run-length:
+    one *record* per step, or per decode-only stretch of consecutive steps that differ only in their duration
+    and KV blocks (issue #17), with the start time and the constant columns per record and only the duration
+    and the KV blocks used per step. `column` expands any column to one value per step."""
 
     COLUMNS = ("start_us", "duration_us", "prefill_tokens", "decode_tokens", "num_requests",
                "kv_blocks_used", "preemptions", "num_waiting")
+    RECORD_COLUMNS = ("start_us", "count", "prefill_tokens", "decode_tokens", "num_requests", "preemptions",
+                      "num_waiting")
 
     def __init__(self) -> None:
-        for name in self.COLUMNS:
-            setattr(self, name, array("q"))
+        self.records = {name: array("q") for name in self.RECORD_COLUMNS}
+        self.duration_us = array("q")
+        self.kv_blocks_used = array("q")
+        r = self.records
+        self._rec_append = (r["start_us"].append, r["count"].append, r["prefill_tokens"].append,
+                            r["decode_tokens"].append, r["num_requests"].append, r["preemptions"].append,
+                            r["num_waiting"].append)
 
     def add(self, start_us: int, duration_us: int, prefill: int, decode: int, num_requests: int,
             kv_used: int, preemptions: int, num_waiting: int) -> None:
-        self.start_us.append(start_us)
+        a_start, a_count, a_prefill, a_decode, a_nreq, a_pre, a_wait = self._rec_append
+        a_start(start_us)
+        a_count(1)
+        a_prefill(prefill)
+        a_decode(decode)
+        a_nreq(num_requests)
+        a_pre(preemptions)
+        a_wait(num_waiting)
         self.duration_us.append(duration_us)
-        self.prefill_tokens.append(prefill)
-        self.decode_tokens.append(decode)
-        self.num_requests.append(num_requests)
         self.kv_blocks_used.append(kv_used)
-        self.preemptions.append(preemptions)
-        self.num_waiting.append(num_waiting)
 
-    def add_run(self, starts: list[int], durations: list[int], decode: int, kv_used: list[int]) -> None:
-        """Rows of consecutive decode-only steps of ``decode`` requests (no prefill, preemption or waiting)."""
-        n = len(starts)
-        self.start_us.extend(starts)
+    def add_run(self, start_us: int, durations: list[int], decode: int, kv_used: list[int]) -> None:
+        """One record for consecutive decode-only steps of ``decode`` requests, back to back from ``start_us``
+        (no prefill, preemption or waiting request)."""
+        a_start, a_count, a_prefill, a_decode, a_nreq, a_pre, a_wait = self._rec_append
+        a_start(start_us)
+        a_count(len(durations))
+        a_prefill(0)
+        a_decode(decode)
+        a_nreq(decode)
+        a_pre(0)
+        a_wait(0)
         self.duration_us.extend(durations)
-        self.prefill_tokens.extend([0] * n)
-        self.decode_tokens.extend([decode] * n)
-        self.num_requests.extend([decode] * n)
         self.kv_blocks_used.extend(kv_used)
-        self.preemptions.extend([0] * n)
-        self.num_waiting.extend([0] * n)
 
     def __len__(self) -> int:
-        return len(self.start_us)
+        return len(self.duration_us)
+
+    def record(self, name: str) -> np.ndarray:
+        """One value per record (``RECORD_COLUMNS``)."""
+        return _arr(self.records[name])
 
     def column(self, name: str) -> np.ndarray:
-        a = getattr(self, name)
-        return np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, dtype=np.int64)
+        """One value per step."""
+        if name == "duration_us":
+            return _arr(self.duration_us)
+        if name == "kv_blocks_used":
+            return _arr(self.kv_blocks_used)
+        if name == "start_us":
+            return self.end_us() - _arr(self.duration_us)
+        return np.repeat(self.record(name), self.record("count"))
 
     def end_us(self) -> np.ndarray:
-        return self.column("start_us") + self.column("duration_us")
+        """End time of every step: a record's steps run back to back from its start."""
+        dur = _arr(self.duration_us)
+        if len(dur) == 0:
+            return np.zeros(0, dtype=np.int64)
+        count = self.record("count")
+        ends = np.cumsum(dur)
+        first = np.cumsum(count) - count
+        ends += np.repeat(self.record("start_us") - (ends[first] - dur[first]), count)
+        return ends
+
+
+def _arr(a: array) -> np.ndarray:
+    return np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, dtype=np.int64)

@@ -4,8 +4,9 @@ speed work (issue #17) so that every later engine change can be checked to chang
     python tests/golden/runs.py --write    # re-record tests/golden/golden_runs.json (only on purpose)
 
 Each run records, per request, the scheduled / first-token / finish times (integer microseconds, -1 when the
-request never got there), preemptions and instance, plus the number of engine steps and a hash of every
-instance's step log (start, duration, tokens, KV blocks, preemptions, waiting).
+request never got there), preemptions and instance, plus the number of engine steps, a hash of every
+instance's step log (start, duration, tokens, KV blocks, preemptions, waiting) and the summary fields computed
+from the timeline (latency percentiles including ITL, KV utilisation, throughput).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ HERE = Path(__file__).parent
 GOLDEN = HERE / "golden_runs.json"
 BB = dict(latency_model="blackbox", alpha_coeffs=(100, 1, 5), beta_coeffs=(3000, 20, 30))
 RF = dict(model="llama-2-7b", hardware="H100", tp=1, latency_model="roofline")
+# summary fields computed from the step timeline (others may be added to the summary without touching these)
+SUMMARY_KEYS = ("completed_requests", "preemption_count", "num_steps", "sim_duration_s", "tokens_per_sec",
+                "kv_util_mean", "kv_util_max", "prefix_cache_hit_rate") + tuple(
+    f"{m}_{s}_ms" for m in ("ttft", "e2e", "tpot", "itl") for s in ("mean", "p50", "p90", "p95", "p99"))
 STEP_COLS = ("start_us", "duration_us", "prefill_tokens", "decode_tokens", "num_requests", "kv_blocks_used",
              "preemptions", "num_waiting")
 
@@ -90,7 +95,8 @@ def record(cfg, requests) -> dict:
     return {"scheduled_us": _us(c["scheduled_ms"]), "first_token_us": _us(c["first_token_ms"]),
             "finish_us": _us(c["finish_ms"]), "preemptions": [int(x) for x in c["preemptions"]],
             "instance": [int(x) for x in c["instance"]], "num_steps": int(res.summary["num_steps"]),
-            "steps_sha256": h.hexdigest()}
+            "steps_sha256": h.hexdigest(),
+            "summary": {k: res.summary[k] for k in SUMMARY_KEYS if k in res.summary}}
 
 
 def main() -> None:
