@@ -103,8 +103,11 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     util = np.empty(len(durations))  # KV blocks used / the instance's blocks, per step
     for inst, used, off in zip(instances, run_steps.kv_blocks_used(), offsets):
         util[off:off + len(used)] = used.astype(np.float64) / float(inst.num_kv_blocks)
-    summary["kv_util_mean"] = float((util * durations).sum() / durations.sum()) if durations.sum() else 0.0
-    summary["kv_util_max"] = float(util.max()) if len(util) else 0.0
+    util_max = float(util.max()) if len(util) else 0.0
+    util *= durations  # in place: the per-step products, summed as before
+    summary["kv_util_mean"] = float(util.sum() / durations.sum()) if durations.sum() else 0.0
+    summary["kv_util_max"] = util_max
+    del util, durations
     cache = [i.cache_stats() for i in instances]
     hits = sum(c.hits for c in cache)
     queries = sum(c.queries for c in cache)

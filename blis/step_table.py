@@ -12,6 +12,8 @@ STEP_COLUMNS = ("start_us", "duration_us", "prefill_tokens", "decode_tokens", "n
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    if len(parts) == 1:
+        return parts[0]  # one instance: no copy
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
@@ -23,7 +25,7 @@ class RunSteps:
         self.logs = logs
         self.lengths = np.array([len(s) for s in logs], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        self.durations = _concat([s.column("duration_us") for s in logs])
+        self.durations = _concat([s.column("duration_us") for s in logs])  # int64
         self.ends = _concat([s.end_us() for s in logs])
         counts = [s.record("count") for s in logs]
         # global index of each record's first step, its step count, and its decode batch

@@ -105,3 +105,20 @@ def test_builtin_latency_model_names_match_the_registry():
     assert base.latency_model_names() == base.available_latency_models()
     for name, module in base.BUILTIN_MODELS.items():
         assert base._FACTORIES[name].__module__ == module
+
+
+def test_step_log_run_length_records_expand_per_step():
+    from blis.engine import StepLog
+
+    log = StepLog()
+    log.add(0, 10, 100, 0, 1, 7, 0, 2)
+    log.add_run(10, [5, 6, 7], 1, [7, 8, 8])
+    log.add(100, 3_000_000_000, 0, 1, 1, 9, 1, 0)  # a duration beyond 32 bits widens the column
+    log.add_run(3_000_000_100, [4, 2_500_000_000], 2, [10, 2**33])
+    assert len(log) == 7 and len(log.record("count")) == 4
+    assert log.column("start_us").tolist() == [0, 10, 15, 21, 100, 3_000_000_100, 3_000_000_104]
+    assert log.column("duration_us").tolist() == [10, 5, 6, 7, 3_000_000_000, 4, 2_500_000_000]
+    assert log.column("kv_blocks_used").tolist() == [7, 7, 8, 8, 9, 10, 2**33]
+    assert log.column("decode_tokens").tolist() == [0, 1, 1, 1, 1, 2, 2]
+    assert log.column("num_waiting").tolist() == [2, 0, 0, 0, 0, 0, 0]
+    assert log.end_us().tolist() == [10, 15, 21, 28, 3_000_000_100, 3_000_000_104, 5_500_000_104]

@@ -68,8 +68,9 @@ class StepLog:
 
     def __init__(self) -> None:
         self.records = {name: array("q") for name in self.RECORD_COLUMNS}
-        self.duration_us = array("q")
-        self.kv_blocks_used = array("q")
+        # per step: 4 bytes each while the values fit (widened to 8 on the first that does not)
+        self.duration_us = array("i")
+        self.kv_blocks_used = array("i")
         r = self.records
         self._rec_append = (r["start_us"].append, r["count"].append, r["prefill_tokens"].append,
                             r["decode_tokens"].append, r["num_requests"].append, r["preemptions"].append,
@@ -85,8 +86,16 @@ class StepLog:
         a_nreq(num_requests)
         a_pre(preemptions)
         a_wait(num_waiting)
-        self.duration_us.append(duration_us)
-        self.kv_blocks_used.append(kv_used)
+        try:
+            self.duration_us.append(duration_us)
+        except OverflowError:
+            self.duration_us = array("q", self.duration_us)
+            self.duration_us.append(duration_us)
+        try:
+            self.kv_blocks_used.append(kv_used)
+        except OverflowError:
+            self.kv_blocks_used = array("q", self.kv_blocks_used)
+            self.kv_blocks_used.append(kv_used)
 
     def add_run(self, start_us: int, durations: list[int], decode: int, kv_used: list[int]) -> None:
         """One record for consecutive decode-only steps of ``decode`` requests, back to back from ``start_us``
@@ -99,8 +108,16 @@ class StepLog:
         a_nreq(decode)
         a_pre(0)
         a_wait(0)
-        self.duration_us.extend(durations)
-        self.kv_blocks_used.extend(kv_used)
+        for name, values in (("duration_us", durations), ("kv_blocks_used", kv_used)):
+            column = getattr(self, name)
+            n = len(column)
+            try:
+                column.extend(values)
+            except OverflowError:
+                del column[n:]
+                column = array("q", column)
+                column.extend(values)
+                setattr(self, name, column)
 
     def __len__(self) -> int:
         return len(self.duration_us)
@@ -111,10 +128,8 @@ class StepLog:
 
     def column(self, name: str) -> np.ndarray:
         """One value per step."""
-        if name == "duration_us":
-            return _arr(self.duration_us)
-        if name == "kv_blocks_used":
-            return _arr(self.kv_blocks_used)
+        if name == "duration_us" or name == "kv_blocks_used":
+            return _arr(getattr(self, name)).astype(np.int64)
         if name == "start_us":
             return self.end_us() - _arr(self.duration_us)
         return np.repeat(self.record(name), self.record("count"))
@@ -125,11 +140,13 @@ class StepLog:
         if len(dur) == 0:
             return np.zeros(0, dtype=np.int64)
         count = self.record("count")
-        ends = np.cumsum(dur)
+        ends = np.cumsum(dur, dtype=np.int64)
         first = np.cumsum(count) - count
         ends += np.repeat(self.record("start_us") - (ends[first] - dur[first]), count)
         return ends
 
 
 def _arr(a: array) -> np.ndarray:
-    return np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, dtype=np.int64)
+    """A read-only view of an ``array('q'|'i')`` (int64 or int32)."""
+    return np.frombuffer(a, dtype=np.int64 if a.itemsize == 8 else np.int32) if len(a) else \
+        np.zeros(0, dtype=np.int64)
