@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
+DENSE_RANGE = 50_000_000  # ITL: distinct step durations summed in a dense array up to this range (us)
 
 
 def percentiles(values: np.ndarray, ps=PERCENTILES) -> list[float]:
@@ -118,24 +119,7 @@ def itl_samples_runs(ends: np.ndarray, durations: np.ndarray, record_first: np.n
     later = b > 0
     gap_b[later] = (ends[b[later]] - ends[b[later] - 1]).astype(np.float64)
     w_b = weight(b)
-    long = record_count > 1
-    if long.any():
-        inner = np.ones(total, dtype=bool)
-        inner[b] = False
-        d = durations[inner]
-        w = np.repeat(weight(b[long] + 1), record_count[long] - 1)
-        lo, hi = int(d.min()), int(d.max())
-        if hi - lo <= 4 * len(d) + 1_000_000:
-            summed = np.bincount(d - lo, weights=w, minlength=hi - lo + 1)
-            present = np.flatnonzero(summed)
-            inner_values = (present + lo).astype(np.float64)
-            inner_counts = summed[present].astype(np.int64)
-        else:
-            uniq, where = np.unique(d, return_inverse=True)
-            inner_values = uniq.astype(np.float64)
-            inner_counts = np.bincount(where, weights=w, minlength=len(uniq)).astype(np.int64)
-    else:
-        inner_values, inner_counts = np.zeros(0), np.zeros(0, dtype=np.int64)
+    inner_values, inner_counts = _inner_gaps(durations, record_first, record_count, weight)
     # irregular gaps between consecutive segments of the same request
     order = np.lexsort((gs, seg_req))
     r, s, e = seg_req[order], gs[order], ge[order]
@@ -144,3 +128,35 @@ def itl_samples_runs(ends: np.ndarray, durations: np.ndarray, record_first: np.n
     values = np.concatenate([gap_b, inner_values, irregular]) + a2_us
     counts = np.concatenate([w_b, inner_counts, np.ones(len(irregular), dtype=np.int64)])
     return values, counts
+
+
+def _inner_gaps(durations: np.ndarray, record_first: np.ndarray, record_count: np.ndarray, weight,
+                chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct durations of the records' later steps with their summed weights, in chunks of steps (so the
+    memory is bounded whatever the run's length). Counts are integer sums: exact in any order."""
+    long = record_count > 1
+    if not long.any():
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    w_rec = np.where(long, weight(record_first + 1), 0)  # a later step's weight: the record's second step's
+    lo, hi = int(durations.min()), int(durations.max())
+    dense = hi - lo <= DENSE_RANGE
+    summed = np.zeros(hi - lo + 1) if dense else None
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for a in range(0, len(durations), chunk):
+        idx = np.arange(a, min(a + chunk, len(durations)))
+        rec = np.searchsorted(record_first, idx, side="right") - 1
+        inner = idx != record_first[rec]
+        d = durations[a:a + len(idx)][inner].astype(np.int64) - lo
+        w = w_rec[rec[inner]]
+        if dense:
+            summed += np.bincount(d, weights=w, minlength=len(summed))
+        else:
+            u, where = np.unique(d, return_inverse=True)
+            parts.append((u, np.bincount(where, weights=w, minlength=len(u))))
+    if not dense:
+        u, where = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+        summed_u = np.bincount(where, weights=np.concatenate([p[1] for p in parts]), minlength=len(u))
+        keep = summed_u > 0
+        return (u[keep] + lo).astype(np.float64), summed_u[keep].astype(np.int64)
+    present = np.flatnonzero(summed)
+    return (present + lo).astype(np.float64), summed[present].astype(np.int64)

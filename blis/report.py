@@ -102,7 +102,7 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     durations = durations_us.astype(np.float64)
     util = np.empty(len(durations))  # KV blocks used / the instance's blocks, per step
     for inst, used, off in zip(instances, run_steps.kv_blocks_used(), offsets):
-        util[off:off + len(used)] = used.astype(np.float64) / float(inst.num_kv_blocks)
+        np.divide(used, float(inst.num_kv_blocks), out=util[off:off + len(used)])
     util_max = float(util.max()) if len(util) else 0.0
     util *= durations  # in place: the per-step products, summed as before
     summary["kv_util_mean"] = float(util.sum() / durations.sum()) if durations.sum() else 0.0

@@ -25,7 +25,7 @@ class RunSteps:
         self.logs = logs
         self.lengths = np.array([len(s) for s in logs], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        self.durations = _concat([s.column("duration_us") for s in logs])  # int64
+        self.durations = _concat([s.durations() for s in logs])  # int32 while they fit (read-only views)
         self.ends = _concat([s.end_us() for s in logs])
         counts = [s.record("count") for s in logs]
         # global index of each record's first step, its step count, and its decode batch
@@ -34,7 +34,7 @@ class RunSteps:
         self.record_decode = _concat([s.record("decode_tokens") for s in logs])
 
     def kv_blocks_used(self) -> list[np.ndarray]:
-        return [s.column("kv_blocks_used") for s in self.logs]
+        return [s.kv_blocks() for s in self.logs]
 
 
 class StepColumns(dict):

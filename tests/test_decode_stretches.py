@@ -122,3 +122,15 @@ def test_step_log_run_length_records_expand_per_step():
     assert log.column("decode_tokens").tolist() == [0, 1, 1, 1, 1, 2, 2]
     assert log.column("num_waiting").tolist() == [2, 0, 0, 0, 0, 0, 0]
     assert log.end_us().tolist() == [10, 15, 21, 28, 3_000_000_100, 3_000_000_104, 5_500_000_104]
+
+
+@pytest.mark.parametrize("chunk, dense", [(7, True), (1 << 20, False), (5, False)])
+def test_itl_from_runs_same_in_chunks_and_sparse(monkeypatch, chunk, dense):
+    from blis import metrics
+
+    cfg = blis.SimConfig(**RF, engine=blis.EngineConfig(total_kv_blocks=300))
+    want = blis.simulate(cfg, requests=_table(5)).to_json()
+    monkeypatch.setattr(metrics._inner_gaps, "__defaults__", (chunk,))
+    if not dense:
+        monkeypatch.setattr(metrics, "DENSE_RANGE", 0)
+    assert blis.simulate(cfg, requests=_table(5)).to_json() == want

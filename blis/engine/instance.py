@@ -269,11 +269,11 @@ class Instance:
         batch = sched.start_decode_stretch(n, sum(blocks))
         D = batch.num_decode_tokens
         durations = durations[:n]
-        starts = list(accumulate(durations[:-1], initial=now))
         self.steps.add_run(now, durations, D, list(accumulate(blocks, initial=used))[1:])
-        yield self.env.timeout(starts[-1] + durations[-1] - now)
+        total = sum(durations)
+        yield self.env.timeout(total)
         sched.update_from_output()
-        return starts[-1]
+        return now + total - durations[-1]
 
     # ------------------------------------------------------ read-only surface
     def load(self) -> InstanceLoad:

@@ -134,6 +134,14 @@ class StepLog:
             return self.end_us() - _arr(self.duration_us)
         return np.repeat(self.record(name), self.record("count"))
 
+    def durations(self) -> np.ndarray:
+        """Step durations (us) as a read-only int32 (or int64) view, without a copy."""
+        return _arr(self.duration_us)
+
+    def kv_blocks(self) -> np.ndarray:
+        """KV blocks used per step as a read-only int32 (or int64) view, without a copy."""
+        return _arr(self.kv_blocks_used)
+
     def end_us(self) -> np.ndarray:
         """End time of every step: a record's steps run back to back from its start."""
         dur = _arr(self.duration_us)
@@ -142,7 +150,11 @@ class StepLog:
         count = self.record("count")
         ends = np.cumsum(dur, dtype=np.int64)
         first = np.cumsum(count) - count
-        ends += np.repeat(self.record("start_us") - (ends[first] - dur[first]), count)
+        shift = self.record("start_us") - (ends[first] - dur[first])
+        if len(count) == len(dur):  # one step per record
+            ends += shift
+        else:
+            ends += np.repeat(shift, count)
         return ends
 
 
