@@ -16,7 +16,7 @@ import numpy as np
 from blis.engine import RequestLog
 from blis.metrics import global_steps, itl_samples_runs, stats
 from blis.result import SimResult
-from blis.step_table import RunSteps, StepColumns
+from blis.step_table import RunSteps, StepColumns, kv_utilization
 from blis.workload.request_table import RequestTable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,15 +99,7 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     summary["tokens_per_sec"] = float(out_tokens[finished].sum() / duration_s)
     summary["input_tokens_per_sec"] = float(req.input_tokens[finished].sum() / duration_s)
     summary["responses_per_sec"] = float(finished.sum() / duration_s)
-    durations = durations_us.astype(np.float64)
-    util = np.empty(len(durations))  # KV blocks used / the instance's blocks, per step
-    for inst, used, off in zip(instances, run_steps.kv_blocks_used(), offsets):
-        np.divide(used, float(inst.num_kv_blocks), out=util[off:off + len(used)])
-    util_max = float(util.max()) if len(util) else 0.0
-    util *= durations  # in place: the per-step products, summed as before
-    summary["kv_util_mean"] = float(util.sum() / durations.sum()) if durations.sum() else 0.0
-    summary["kv_util_max"] = util_max
-    del util, durations
+    summary["kv_util_mean"], summary["kv_util_max"] = kv_utilization(instances, run_steps)
     cache = [i.cache_stats() for i in instances]
     hits = sum(c.hits for c in cache)
     queries = sum(c.queries for c in cache)

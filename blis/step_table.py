@@ -93,3 +93,19 @@ class StepColumns(dict):
     def copy(self) -> dict:
         self._fill()
         return dict(dict.items(self))
+
+
+def kv_utilization(instances: list, steps: RunSteps) -> tuple[float, float]:
+    """Time-weighted mean and max over steps of KV blocks used / the instance's blocks. One float array per
+    step (the products are formed in place), with the same operations and summation order as a per-step
+    table: ``(used / blocks * duration).sum() / duration.sum()``."""
+    n = len(steps.durations)
+    if n == 0:
+        return 0.0, 0.0
+    util = np.empty(n)
+    for inst, used, off in zip(instances, steps.kv_blocks_used(), steps.offsets):
+        np.divide(used, float(inst.num_kv_blocks), out=util[off:off + len(used)])
+    util_max = float(util.max())
+    np.multiply(util, steps.durations, out=util)
+    total = float(steps.durations.sum(dtype=np.int64))  # integers: the float sum is exact
+    return (float(util.sum() / total) if total else 0.0), util_max

@@ -134,3 +134,14 @@ def test_itl_from_runs_same_in_chunks_and_sparse(monkeypatch, chunk, dense):
     if not dense:
         monkeypatch.setattr(metrics, "DENSE_RANGE", 0)
     assert blis.simulate(cfg, requests=_table(5)).to_json() == want
+
+
+def test_step_log_widens_record_columns():
+    from blis.engine import StepLog
+
+    log = StepLog()
+    log.add(0, 10, 100, 0, 1, 7, 0, 2)
+    log.add(10, 10, 0, 1, 1, 7, 0, 2**40)  # more waiting requests than 32 bits hold
+    assert log.column("num_waiting").tolist() == [2, 2**40]
+    assert log.column("prefill_tokens").tolist() == [100, 0]
+    assert log.column("start_us").tolist() == [0, 10]

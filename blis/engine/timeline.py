@@ -67,25 +67,41 @@ class StepLog:
                       "num_waiting")
 
     def __init__(self) -> None:
-        self.records = {name: array("q") for name in self.RECORD_COLUMNS}
+        # per record: the start in 8 bytes, the rest in 4 while they fit (all widened on the first that does not)
+        self.records = {name: array("q" if name == "start_us" else "i") for name in self.RECORD_COLUMNS}
         # per step: 4 bytes each while the values fit (widened to 8 on the first that does not)
         self.duration_us = array("i")
         self.kv_blocks_used = array("i")
+        self._bind()
+
+    def _bind(self) -> None:
         r = self.records
         self._rec_append = (r["start_us"].append, r["count"].append, r["prefill_tokens"].append,
                             r["decode_tokens"].append, r["num_requests"].append, r["preemptions"].append,
                             r["num_waiting"].append)
 
+    def _add_record(self, start_us: int, count: int, prefill: int, decode: int, num_requests: int,
+                    preemptions: int, num_waiting: int) -> None:
+        a_start, a_count, a_prefill, a_decode, a_nreq, a_pre, a_wait = self._rec_append
+        n = len(self.records["start_us"])
+        try:
+            a_start(start_us)
+            a_count(count)
+            a_prefill(prefill)
+            a_decode(decode)
+            a_nreq(num_requests)
+            a_pre(preemptions)
+            a_wait(num_waiting)
+        except OverflowError:  # a value beyond 32 bits: widen every record column, then add the record again
+            for name, column in self.records.items():
+                del column[n:]
+                self.records[name] = array("q", column)
+            self._bind()
+            self._add_record(start_us, count, prefill, decode, num_requests, preemptions, num_waiting)
+
     def add(self, start_us: int, duration_us: int, prefill: int, decode: int, num_requests: int,
             kv_used: int, preemptions: int, num_waiting: int) -> None:
-        a_start, a_count, a_prefill, a_decode, a_nreq, a_pre, a_wait = self._rec_append
-        a_start(start_us)
-        a_count(1)
-        a_prefill(prefill)
-        a_decode(decode)
-        a_nreq(num_requests)
-        a_pre(preemptions)
-        a_wait(num_waiting)
+        self._add_record(start_us, 1, prefill, decode, num_requests, preemptions, num_waiting)
         try:
             self.duration_us.append(duration_us)
         except OverflowError:
@@ -100,14 +116,7 @@ class StepLog:
     def add_run(self, start_us: int, durations: list[int], decode: int, kv_used: list[int]) -> None:
         """One record for consecutive decode-only steps of ``decode`` requests, back to back from ``start_us``
         (no prefill, preemption or waiting request)."""
-        a_start, a_count, a_prefill, a_decode, a_nreq, a_pre, a_wait = self._rec_append
-        a_start(start_us)
-        a_count(len(durations))
-        a_prefill(0)
-        a_decode(decode)
-        a_nreq(decode)
-        a_pre(0)
-        a_wait(0)
+        self._add_record(start_us, len(durations), 0, decode, decode, 0, 0)
         for name, values in (("duration_us", durations), ("kv_blocks_used", kv_used)):
             column = getattr(self, name)
             n = len(column)
@@ -123,8 +132,8 @@ class StepLog:
         return len(self.duration_us)
 
     def record(self, name: str) -> np.ndarray:
-        """One value per record (``RECORD_COLUMNS``)."""
-        return _arr(self.records[name])
+        """One value per record (``RECORD_COLUMNS``), int64."""
+        return _arr(self.records[name]).astype(np.int64, copy=False)
 
     def column(self, name: str) -> np.ndarray:
         """One value per step."""
