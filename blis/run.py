@@ -231,8 +231,9 @@ def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
     env = simpy.Environment()
     log = RequestLog(len(req))
     enter = group.enter_us.tolist()
-    inst = group.add_instance(env, 0, BlockKeys(req, config.engine.block_size), log, req.input_tokens.tolist(),
-                              req.output_tokens.tolist(), enter, config.horizon_us)
+    inputs, outputs = req.input_tokens.tolist(), req.output_tokens.tolist()
+    inst = group.add_instance(env, 0, BlockKeys(req, config.engine.block_size, inputs, outputs), log, inputs,
+                              outputs, enter, config.horizon_us)
     log.instance[:] = 0
     loop = None
     if config.workload.closed_loop:  # sends depend on completions (blis.workload.closed_loop)

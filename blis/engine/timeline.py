@@ -157,13 +157,12 @@ class StepLog:
         if len(dur) == 0:
             return np.zeros(0, dtype=np.int64)
         count = self.record("count")
-        ends = np.cumsum(dur, dtype=np.int64)
+        start = self.record("start_us")
         first = np.cumsum(count) - count
-        shift = self.record("start_us") - (ends[first] - dur[first])
-        if len(count) == len(dur):  # one step per record
-            ends += shift
-        else:
-            ends += np.repeat(shift, count)
+        record_end = start + np.add.reduceat(dur, first, dtype=np.int64)
+        ends = dur.astype(np.int64)  # becomes the ends in place: each record's first step carries its idle gap
+        ends[first] += start - np.concatenate(([0], record_end[:-1]))
+        np.cumsum(ends, out=ends)
         return ends
 
 
