@@ -46,6 +46,7 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     a2 = float(first.latency_model.output_token_processing_time_us())
     run_steps = RunSteps(instances)  # run-length step logs, never expanded here (issue #17)
     lengths, offsets = run_steps.lengths, run_steps.offsets
+    kv_util = kv_utilization(instances, run_steps)  # before the step ends exist: one per-step array at a time
     ends = run_steps.ends
     durations_us = run_steps.durations
 
@@ -99,7 +100,7 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     summary["tokens_per_sec"] = float(out_tokens[finished].sum() / duration_s)
     summary["input_tokens_per_sec"] = float(req.input_tokens[finished].sum() / duration_s)
     summary["responses_per_sec"] = float(finished.sum() / duration_s)
-    summary["kv_util_mean"], summary["kv_util_max"] = kv_utilization(instances, run_steps)
+    summary["kv_util_mean"], summary["kv_util_max"] = kv_util
     cache = [i.cache_stats() for i in instances]
     hits = sum(c.hits for c in cache)
     queries = sum(c.queries for c in cache)

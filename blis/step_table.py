@@ -5,6 +5,8 @@ table (``SimResult.step_columns``) expanded only when someone reads it."""
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 STEP_COLUMNS = ("start_us", "duration_us", "prefill_tokens", "decode_tokens", "num_requests", "kv_blocks_used",
@@ -26,12 +28,16 @@ class RunSteps:
         self.lengths = np.array([len(s) for s in logs], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.durations = _concat([s.durations() for s in logs])  # int32 while they fit (read-only views)
-        self.ends = _concat([s.end_us() for s in logs])
         counts = [s.record("count") for s in logs]
         # global index of each record's first step, its step count, and its decode batch
         self.record_first = _concat([off + np.cumsum(c) - c for off, c in zip(self.offsets, counts)])
         self.record_count = _concat(counts)
         self.record_decode = _concat([s.record("decode_tokens") for s in logs])
+
+    @cached_property
+    def ends(self) -> np.ndarray:
+        """End time of every step (us, int64), built on first use."""
+        return _concat([s.end_us() for s in self.logs])
 
     def kv_blocks_used(self) -> list[np.ndarray]:
         return [s.kv_blocks() for s in self.logs]
