@@ -94,7 +94,9 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     summary.update(stats("tpot", tpot[finished & (out_tokens > 1)]))
     summary.update(stats("itl", itl_values, itl_counts))
     horizon = cfg.horizon_us
-    clipped = ends if horizon is None else np.minimum(ends, horizon)  # a step running at the horizon stops there
+    # the last step's end (a step running at the horizon stops there); the per-step ends are dropped after it
+    clipped = ends[:0] if not len(ends) else np.array([ends.max() if horizon is None else min(ends.max(), horizon)])
+    del ends, run_steps.ends
     duration_s = run_duration_s(arrival, finish, finished, clipped)
     summary["sim_duration_s"] = (clipped.max() if len(clipped) else 0) / 1e6
     summary["tokens_per_sec"] = float(out_tokens[finished].sum() / duration_s)

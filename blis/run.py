@@ -13,6 +13,7 @@ Pure: no global state and no files; the same config and seed give the same resul
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -230,7 +231,7 @@ def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
     group = InstanceGroup("default", "mixed", dep, enter_times(dep, req))
     env = simpy.Environment()
     log = RequestLog(len(req))
-    enter = group.enter_us.tolist()
+    enter = array("q", group.enter_us.astype(np.int64).tobytes())  # 8 bytes a request (a list holds ~36)
     inputs, outputs = req.input_tokens.tolist(), req.output_tokens.tolist()
     inst = group.add_instance(env, 0, BlockKeys(req, config.engine.block_size, inputs, outputs), log, inputs,
                               outputs, enter, config.horizon_us)
@@ -244,7 +245,7 @@ def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
         inst.on_finish = loop.on_done
         loop.start(inst.push, inst.close)
     else:
-        inst.assign_all(np.argsort(group.enter_us, kind="stable").tolist())
+        inst.assign_all(array("q", np.argsort(group.enter_us, kind="stable").astype(np.int64).tobytes()))
     run_environment(env, lambda: int((log.finish_step >= 0).sum()), len(req), config.horizon_us,
                     loop.span_hint_us() if loop else int(req.arrival_us[-1]), progress, processes=[inst.process])
     if loop is not None:  # the real send times become the requests' arrival and enter times
