@@ -185,6 +185,7 @@ class Instance:
         # request that entered while step k ran can first join step k+2: admission looks back one step.
         lookback = self.engine.async_scheduling
         prev_start = -1
+        last = 0  # the previous step's duration (us): a hint of how soon a stretch would be cut
         while True:
             now = int(env.now)
             self._admit_entered(prev_start if lookback and prev_start >= 0 and sched.has_work else now)
@@ -201,12 +202,14 @@ class Instance:
                 self._wake = None
                 prev_start = -1
                 continue
-            if self.macro_steps and self._closed:
+            if self.macro_steps and self._closed and not sched.waiting and not sched.prefilling and \
+                    self._worth_a_stretch(now, last):
                 limit = sched.decode_stretch_limit()
                 if limit > 1:
                     n, durations = self._plan_stretch(limit, now, lookback)
                     if n > 1:
                         prev_start = yield from self._run_stretch(n, now, durations)
+                        last = durations[n - 1]
                         continue
             batch = sched.schedule()
             if batch.num_prefill_tokens + batch.num_decode_tokens == 0:
@@ -221,10 +224,17 @@ class Instance:
                       batch.num_decode_tokens + len(batch.prefill_chunks), pool.num_blocks - pool.num_free,
                       sched.step_preemptions, len(sched.waiting))
             prev_start = now
+            last = duration
             yield env.timeout(duration)
             sched.update_from_output()
 
     # ------------------------------------------------------------ stretches
+    def _worth_a_stretch(self, now: int, last_us: int) -> bool:
+        """False when the next request enters within about two steps (the stretch would be cut at once);
+        only a shortcut: skipping a stretch never changes an answer."""
+        nxt = self._next_enter()
+        return nxt is None or nxt - now >= 2 * last_us
+
     def _plan_stretch(self, limit: int, now: int, lookback: bool) -> tuple[int, list[int]]:
         """Steps of the decode-only stretch starting now (at most ``limit``) before a request could join,
         the horizon stops the run or a step time leaves the usual range, and their durations (us)."""

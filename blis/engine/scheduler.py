@@ -19,7 +19,6 @@ chunks, preemption, skips (token budget exhausted) and exit.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 
 from blis.engine.block_keys import BlockKeys
@@ -56,7 +55,6 @@ class Scheduler:
         self.sum_decode_ctx = 0  # sum over decoding requests of tokens in KV at the current step
         self.residue_count = [0] * self.B
         self.finish_at: dict[int, list[Request]] = {}
-        self._finish_heap: list[int] = []  # keys of finish_at (lazily pruned): the next finish step
         self.step = 0
         # outcome of the step being run
         self._scheduled_prefills: list[Request] = []
@@ -371,12 +369,7 @@ class Scheduler:
         self.step = k + 1
 
     def _add_finish(self, r: Request) -> None:
-        at = self.finish_at.get(r.final_step)
-        if at is None:
-            self.finish_at[r.final_step] = [r]
-            heapq.heappush(self._finish_heap, r.final_step)
-        else:
-            at.append(r)
+        self.finish_at.setdefault(r.final_step, []).append(r)
 
     # ------------------------------------------------------- decode stretches
     def decode_stretch_limit(self) -> int:
@@ -387,12 +380,8 @@ class Scheduler:
         D = self.num_decoding
         if self.prefilling or self.waiting or not D or D > self.max_num_scheduled_tokens:
             return 0
-        heap = self._finish_heap
-        finish_at = self.finish_at
-        while heap[0] not in finish_at:
-            heapq.heappop(heap)
         k = self.step
-        n = heap[0] - k + 1
+        n = min([r.final_step for r in self.running]) - k + 1  # all decoding: their finish steps are exact
         free = self.pool.num_free
         B = self.B
         cycles = free // D  # every B steps the decodes take D blocks in all

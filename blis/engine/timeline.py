@@ -101,7 +101,20 @@ class StepLog:
 
     def add(self, start_us: int, duration_us: int, prefill: int, decode: int, num_requests: int,
             kv_used: int, preemptions: int, num_waiting: int) -> None:
-        self._add_record(start_us, 1, prefill, decode, num_requests, preemptions, num_waiting)
+        a_start, a_count, a_prefill, a_decode, a_nreq, a_pre, a_wait = self._rec_append
+        try:  # the hot path: one record of one step, appended in place
+            a_count(1)
+            a_prefill(prefill)
+            a_decode(decode)
+            a_nreq(num_requests)
+            a_pre(preemptions)
+            a_wait(num_waiting)
+            a_start(start_us)
+        except OverflowError:  # some value beyond 32 bits: the general path widens (start_us is appended last)
+            n = len(self.records["start_us"])
+            for column in self.records.values():
+                del column[n:]
+            self._add_record(start_us, 1, prefill, decode, num_requests, preemptions, num_waiting)
         try:
             self.duration_us.append(duration_us)
         except OverflowError:
