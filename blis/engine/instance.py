@@ -244,12 +244,14 @@ class Instance:
         nxt = self._next_enter()
         n = limit
         stretch_us = self._stretch_us
-        if stretch_us is None or stretch_us(D, S, 1) is None:
+        if stretch_us is not None and stretch_us(D, S, 1) is None:
+            stretch_us = self._stretch_us = None  # the model declines: price the steps one by one
+        if stretch_us is None:
             step_time = self.model.step_time_us
 
             def stretch_us(D: int, S: int, n: int) -> list[int]:
                 return [int(step_time(StepBatch(0, D, S + i * D, [], D))) for i in range(n)]
-        if nxt is not None:  # decode steps only get longer: request `nxt` joins within this many steps
+        if nxt is not None:  # a bound on the steps before request `nxt` joins (a short bound only costs speed)
             first = stretch_us(D, S, 1)[0] + self._sched_us
             n = min(n, (nxt - now) // max(first, 1) + 2)
             if n < 2:
