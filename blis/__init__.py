@@ -10,14 +10,39 @@
 docs/architecture.md: `blis.run` (resolve, build, run) and `blis.report` (summary and tables) serve both.
 """
 
-from blis import plan  # noqa: E402  the capacity planner; the module is callable: blis.plan(...)
-from blis.cluster import ClusterConfig, PoolConfig, simulate_cluster
+from typing import TYPE_CHECKING
+
 from blis.config import EngineConfig, SimConfig
 from blis.result import SimResult
 from blis.simulate import simulate
-from blis.sweep import SweepResult, sweep
 from blis.workload.request_table import RequestTable
 from blis.workload.spec import Workload
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blis import plan
+    from blis.cluster import ClusterConfig, PoolConfig, simulate_cluster
+    from blis.sweep import SweepResult, sweep
+
+# imported on first use (PEP 562), so that a single-instance run does not pay for them at start-up
+_LAZY = {"ClusterConfig": "blis.cluster", "PoolConfig": "blis.cluster", "simulate_cluster": "blis.cluster",
+         "SweepResult": "blis.sweep", "sweep": "blis.sweep", "plan": None}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'blis' has no attribute {name!r}")
+    import importlib
+
+    module = _LAZY[name]
+    value = importlib.import_module("blis.plan") if module is None else getattr(importlib.import_module(module),
+                                                                                   name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = ["ClusterConfig", "EngineConfig", "PoolConfig", "RequestTable", "SimConfig", "SimResult", "SweepResult",
            "Workload", "plan", "simulate", "simulate_cluster", "sweep"]

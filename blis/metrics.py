@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
+DENSE_RANGE = 50_000_000  # ITL: distinct step durations summed in a dense array up to this range (us)
 
 
 def percentiles(values: np.ndarray, ps=PERCENTILES) -> list[float]:
@@ -93,3 +94,69 @@ def itl_samples(step_end: np.ndarray, seg_instance: np.ndarray, seg_req: np.ndar
     values = np.concatenate([gaps, irregular]) + a2_us
     counts = np.concatenate([weight, np.ones(len(irregular), dtype=np.int64)])
     return values, counts
+
+
+def itl_samples_runs(ends: np.ndarray, durations: np.ndarray, record_first: np.ndarray, record_count: np.ndarray,
+                     gs: np.ndarray, ge: np.ndarray, seg_req: np.ndarray, a2_us: float) -> tuple[np.ndarray, np.ndarray]:
+    """`itl_samples` read from run-length step records (issue #17), with equal gaps merged: the same sample.
+
+    ``gs``/``ge``: global first and last step of each token segment. Step k contributes its gap once per
+    segment with ``gs < k <= ge``. A record's first step has its own gap; its later steps (a decode-only
+    stretch: back to back, no segment starts or ends inside) each contribute their duration, all with the
+    weight of the record's second step, so they are summed per distinct duration instead of per step.
+    """
+    total = len(ends)
+    if len(seg_req) == 0 or total == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    gs_sorted = np.sort(gs)
+    ge_sorted = np.sort(ge)
+
+    def weight(k: np.ndarray) -> np.ndarray:  # segments with gs < k <= ge
+        return np.searchsorted(gs_sorted, k) - np.searchsorted(ge_sorted, k)
+
+    b = record_first
+    gap_b = np.zeros(len(b), dtype=np.float64)
+    later = b > 0
+    gap_b[later] = (ends[b[later]] - ends[b[later] - 1]).astype(np.float64)
+    w_b = weight(b)
+    inner_values, inner_counts = _inner_gaps(durations, record_first, record_count, weight)
+    # irregular gaps between consecutive segments of the same request
+    order = np.lexsort((gs, seg_req))
+    r, s, e = seg_req[order], gs[order], ge[order]
+    same = r[1:] == r[:-1]
+    irregular = (ends[s[1:][same]] - ends[e[:-1][same]]).astype(np.float64)
+    values = np.concatenate([gap_b, inner_values, irregular]) + a2_us
+    counts = np.concatenate([w_b, inner_counts, np.ones(len(irregular), dtype=np.int64)])
+    return values, counts
+
+
+def _inner_gaps(durations: np.ndarray, record_first: np.ndarray, record_count: np.ndarray, weight,
+                chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct durations of the records' later steps with their summed weights, in chunks of steps (so the
+    memory is bounded whatever the run's length). Counts are integer sums: exact in any order."""
+    long = record_count > 1
+    if not long.any():
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    w_rec = np.where(long, weight(record_first + 1), 0)  # a later step's weight: the record's second step's
+    lo, hi = int(durations.min()), int(durations.max())
+    dense = hi - lo <= DENSE_RANGE
+    summed = np.zeros(hi - lo + 1) if dense else None
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for a in range(0, len(durations), chunk):
+        idx = np.arange(a, min(a + chunk, len(durations)))
+        rec = np.searchsorted(record_first, idx, side="right") - 1
+        inner = idx != record_first[rec]
+        d = durations[a:a + len(idx)][inner].astype(np.int64) - lo
+        w = w_rec[rec[inner]]
+        if dense:
+            summed += np.bincount(d, weights=w, minlength=len(summed))
+        else:
+            u, where = np.unique(d, return_inverse=True)
+            parts.append((u, np.bincount(where, weights=w, minlength=len(u))))
+    if not dense:
+        u, where = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+        summed_u = np.bincount(where, weights=np.concatenate([p[1] for p in parts]), minlength=len(u))
+        keep = summed_u > 0
+        return (u[keep] + lo).astype(np.float64), summed_u[keep].astype(np.int64)
+    present = np.flatnonzero(summed)
+    return (present + lo).astype(np.float64), summed[present].astype(np.int64)

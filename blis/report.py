@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from blis.engine import RequestLog
-from blis.metrics import global_steps, itl_samples, stats
+from blis.metrics import global_steps, itl_samples_runs, stats
 from blis.result import SimResult
+from blis.step_table import RunSteps, StepColumns, kv_utilization
 from blis.workload.request_table import RequestTable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,13 +44,11 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     first = groups[0].deployment
     cfg = first.config
     a2 = float(first.latency_model.output_token_processing_time_us())
-    lengths = np.array([len(i.steps) for i in instances], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    any_steps = bool(lengths.sum())
-    steps = {name: np.concatenate([i.steps.column(name) for i in instances]) if any_steps else
-             np.zeros(0, dtype=np.int64) for name in STEP_COLUMNS}
-    starts = steps["start_us"]
-    ends = steps["start_us"] + steps["duration_us"]
+    run_steps = RunSteps(instances)  # run-length step logs, never expanded here (issue #17)
+    lengths, offsets = run_steps.lengths, run_steps.offsets
+    kv_util = kv_utilization(instances, run_steps)  # before the step ends exist: one per-step array at a time
+    ends = run_steps.ends
+    durations_us = run_steps.durations
 
     def time_at(local: np.ndarray, table: np.ndarray, where: RequestLog = log) -> np.ndarray:
         g = global_steps(where.instance, local, offsets)
@@ -61,7 +60,7 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     tokens = log if decode_log is None else decode_log  # the log of the instance streaming the tokens
     arrival = req.arrival_us.astype(np.float64)
     out_tokens = req.output_tokens.astype(np.float64)
-    scheduled = time_at(log.scheduled_step, starts)
+    scheduled = time_at(log.scheduled_step, ends) - time_at(log.scheduled_step, durations_us)
     first_token = time_at(tokens.first_token_step, ends, tokens) + a2
     finish = time_at(tokens.finish_step, ends, tokens) + out_tokens * a2
     preemptions = log.preemptions if decode_log is None else log.preemptions + decode_log.preemptions
@@ -72,8 +71,9 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
         tpot = np.where(out_tokens > 1, (e2e - ttft) / (out_tokens - 1), np.nan)
 
     seg_req, seg_start, seg_end = tokens.segments()
-    itl_values, itl_counts = itl_samples(ends.astype(np.float64), tokens.instance[seg_req], seg_req, seg_start,
-                                         seg_end, offsets, a2)
+    seg_offset = offsets[tokens.instance[seg_req]] if len(seg_req) else np.zeros(0, dtype=np.int64)
+    itl_values, itl_counts = itl_samples_runs(ends, durations_us, run_steps.record_first, run_steps.record_count,
+                                              seg_offset + seg_start, seg_offset + seg_end, seg_req, a2)
     summary: dict = {
         "model": cfg.model,
         "hardware": cfg.hardware,
@@ -94,18 +94,15 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     summary.update(stats("tpot", tpot[finished & (out_tokens > 1)]))
     summary.update(stats("itl", itl_values, itl_counts))
     horizon = cfg.horizon_us
-    clipped = ends if horizon is None else np.minimum(ends, horizon)  # a step running at the horizon stops there
+    # the last step's end (a step running at the horizon stops there); the per-step ends are dropped after it
+    clipped = ends[:0] if not len(ends) else np.array([ends.max() if horizon is None else min(ends.max(), horizon)])
+    del ends, run_steps.ends
     duration_s = run_duration_s(arrival, finish, finished, clipped)
     summary["sim_duration_s"] = (clipped.max() if len(clipped) else 0) / 1e6
     summary["tokens_per_sec"] = float(out_tokens[finished].sum() / duration_s)
     summary["input_tokens_per_sec"] = float(req.input_tokens[finished].sum() / duration_s)
     summary["responses_per_sec"] = float(finished.sum() / duration_s)
-    durations = steps["duration_us"].astype(np.float64)
-    used = steps["kv_blocks_used"].astype(np.float64)
-    blocks = np.repeat([i.num_kv_blocks for i in instances], lengths).astype(np.float64)
-    util = used / blocks if len(blocks) else np.zeros(0)
-    summary["kv_util_mean"] = float((util * durations).sum() / durations.sum()) if durations.sum() else 0.0
-    summary["kv_util_max"] = float(util.max()) if len(util) else 0.0
+    summary["kv_util_mean"], summary["kv_util_max"] = kv_util
     cache = [i.cache_stats() for i in instances]
     hits = sum(c.hits for c in cache)
     queries = sum(c.queries for c in cache)
@@ -140,7 +137,7 @@ def build_result(requests: RequestTable, groups: list[InstanceGroup], log: Reque
     }
     if extra_columns:
         columns.update(extra_columns)
-    step_columns = {"instance": np.repeat(np.arange(len(instances)), lengths), **steps}
+    step_columns = StepColumns(run_steps.logs)  # the per-step table, expanded when read
     prefills = None
     if decode_log is not None:  # P/D: prefills finished per prefill instance
         pi = log.instance[log.finish_step >= 0]

@@ -13,6 +13,7 @@ Pure: no global state and no files; the same config and seed give the same resul
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -186,11 +187,13 @@ class InstanceGroup:
     instances: list[Instance] = field(default_factory=list)
 
     def add_instance(self, env: simpy.Environment, index: int, block_keys: BlockKeys, log: RequestLog,
-                     input_tokens: list, output_tokens: list, enter_us: list | None = None) -> Instance:
+                     input_tokens: list, output_tokens: list, enter_us: list | None = None,
+                     horizon_us: Optional[int] = None) -> Instance:
         dep = self.deployment
         inst = Instance(env, index, dep.engine, dep.num_kv_blocks, dep.latency_model, block_keys, log,
                         input_tokens, output_tokens, self.enter_us.tolist() if enter_us is None else enter_us,
                         role=self.role)
+        inst.horizon_us = horizon_us
         self.instances.append(inst)
         return inst
 
@@ -233,9 +236,10 @@ def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
     group = InstanceGroup("default", "mixed", dep, enter_times(dep, req))
     env = simpy.Environment()
     log = RequestLog(len(req))
-    enter = group.enter_us.tolist()
-    inst = group.add_instance(env, 0, BlockKeys(req, config.engine.block_size), log, req.input_tokens.tolist(),
-                              req.output_tokens.tolist(), enter)
+    enter = array("q", group.enter_us.astype(np.int64).tobytes())  # 8 bytes a request (a list holds ~36)
+    inputs, outputs = req.input_tokens.tolist(), req.output_tokens.tolist()
+    inst = group.add_instance(env, 0, BlockKeys(req, config.engine.block_size, inputs, outputs), log, inputs,
+                              outputs, enter, config.horizon_us)
     log.instance[:] = 0
     loop = None
     if config.workload.closed_loop:  # sends depend on completions (blis.workload.closed_loop)
@@ -246,7 +250,7 @@ def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
         inst.on_finish = loop.on_done
         loop.start(inst.push, inst.close)
     else:
-        inst.assign_all(np.argsort(group.enter_us, kind="stable").tolist())
+        inst.assign_all(array("q", np.argsort(group.enter_us, kind="stable").astype(np.int64).tobytes()))
     run_environment(env, lambda: int((log.finish_step >= 0).sum()), len(req), config.horizon_us,
                     loop.span_hint_us() if loop else int(req.arrival_us[-1]), progress, processes=[inst.process])
     if loop is not None:  # the real send times become the requests' arrival and enter times

@@ -8,10 +8,30 @@ prefill/decode disaggregation.
     res.summary, res.requests, res.instances
 """
 
-from blis.cluster.admission import available_admission_policies, register_admission_policy
-from blis.cluster.cluster import simulate_cluster
+from typing import TYPE_CHECKING
+
 from blis.cluster.config import ClusterConfig, PoolConfig, load_cluster_file
-from blis.cluster.routing import available_routers, available_scorers, register_router, register_scorer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blis.cluster.admission import available_admission_policies, register_admission_policy
+    from blis.cluster.cluster import simulate_cluster
+    from blis.cluster.routing import available_routers, available_scorers, register_router, register_scorer
+
+# imported on first use (PEP 562): the CLI builds its cluster flags from the config alone (fast start)
+_LAZY = {"available_admission_policies": "admission", "register_admission_policy": "admission",
+         "simulate_cluster": "cluster", "available_routers": "routing", "available_scorers": "routing",
+         "register_router": "routing", "register_scorer": "routing"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'blis.cluster' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"blis.cluster.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ClusterConfig",

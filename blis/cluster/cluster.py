@@ -148,7 +148,8 @@ def build_cluster(config: ClusterConfig, requests: RequestTable | None = None) -
         enter = group.enter_us.tolist()
         for _ in range(pool.count):
             inst = group.add_instance(env, len(instances), keys_by_size[bs],
-                                      decode_log if group.role == "decode" else log, inputs, outputs, enter)
+                                      decode_log if group.role == "decode" else log, inputs, outputs, enter,
+                                      config.horizon_us)
             (decode if group.role == "decode" else stage1).append(inst)
             instances.append(inst)
 

@@ -52,9 +52,9 @@ MAX_NUMBER = 1e15
 
 
 def _latency_models() -> list[str]:
-    from blis.latency.base import available_latency_models
+    from blis.latency.base import latency_model_names
 
-    return available_latency_models()
+    return latency_model_names()
 
 
 def _routers() -> list[str]:

@@ -192,19 +192,21 @@ def _check_names(config) -> None:
     from blis.physics.model_spec import available_models, get_model, load_hf_config
 
     extra = load_hardware_file(config.hardware_file) if config.hardware_file else None
-    table = load_coefficient_table()
+    table = None
     if config.model_config_path:
         load_hf_config(config.model_config_path, name=config.model)
     else:
         try:
             get_model(config.model)
         except BlisInputError:
+            table = load_coefficient_table()
             if canonical_model_name(config.model) not in {canonical_model_name(e["model"]) for e in table}:
                 raise BlisInputError(f"model: unknown model {config.model!r}; known: "
                                      f"{', '.join(available_models())} (or give --model-config)") from None
     try:
         get_hardware(config.hardware, extra)
     except BlisInputError:
+        table = table if table is not None else load_coefficient_table()
         if config.hardware.upper() not in {str(e["hardware"]).upper() for e in table}:
             raise BlisInputError(f"hardware: unknown hardware {config.hardware!r}; known: "
                                  f"{', '.join(available_hardware(extra))} (or give --hardware-file)") from None

@@ -22,10 +22,13 @@ class BlockKeys:
     __slots__ = ("block_size", "_input", "_output", "_group", "_prefix_len", "_prompt_id", "_parent",
                  "shareable", "is_parent", "_prompt_memo")
 
-    def __init__(self, requests: RequestTable, block_size: int) -> None:
+    def __init__(self, requests: RequestTable, block_size: int, input_tokens: list | None = None,
+                 output_tokens: list | None = None) -> None:
+        """``input_tokens``/``output_tokens``: the requests' lengths as lists, when the caller holds them
+        already (shared, not copied: a million requests' lists weigh ~40 MB each)."""
         self.block_size = block_size
-        self._input = requests.input_tokens.tolist()
-        self._output = requests.output_tokens.tolist()
+        self._input = requests.input_tokens.tolist() if input_tokens is None else input_tokens
+        self._output = requests.output_tokens.tolist() if output_tokens is None else output_tokens
         self._group = requests.prefix_group.tolist()
         self._prefix_len = requests.prefix_len.tolist()
         self._prompt_id = requests.prompt_id.tolist()

@@ -13,7 +13,9 @@ feed requests (`assign_all`, `push`, `close`). The scheduler and its block pool 
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import accumulate
 from operator import add, attrgetter
 from typing import Callable, Literal, Optional
 
@@ -23,7 +25,7 @@ from blis.config import EngineConfig
 from blis.engine.block_keys import BlockKeys
 from blis.engine.scheduler import Scheduler
 from blis.engine.timeline import RequestLog, StepLog
-from blis.latency.base import LatencyModel
+from blis.latency.base import LatencyModel, StepBatch
 
 Role = Literal["mixed", "prefill", "decode"]
 ROLES = ("mixed", "prefill", "decode")
@@ -95,6 +97,11 @@ class Instance:
         self._closed = False  # no more requests will be pushed
         self.num_routed = 0
         self.in_flight = 0  # routed here but not yet entered (still in the API server)
+        # decode-only stretches advance in one event (issue #17) once no more requests can be routed here;
+        # ``horizon_us`` (the run's end, set by the run path) keeps a stretch from logging steps past it
+        self.macro_steps = True
+        self.horizon_us: Optional[int] = None
+        self._stretch_us = getattr(model, "decode_stretch_us", None)
         self._sched_us = int(model.scheduling_processing_time_us())
         self._preempt_us = int(model.preemption_processing_time_us())
         self.process = env.process(self._run())
@@ -178,6 +185,7 @@ class Instance:
         # request that entered while step k ran can first join step k+2: admission looks back one step.
         lookback = self.engine.async_scheduling
         prev_start = -1
+        last = 0  # the previous step's duration (us): a hint of how soon a stretch would be cut
         while True:
             now = int(env.now)
             self._admit_entered(prev_start if lookback and prev_start >= 0 and sched.has_work else now)
@@ -194,6 +202,15 @@ class Instance:
                 self._wake = None
                 prev_start = -1
                 continue
+            if self.macro_steps and self._closed and not sched.waiting and not sched.prefilling and \
+                    self._worth_a_stretch(now, last):
+                limit = sched.decode_stretch_limit()
+                if limit > 1:
+                    n, durations = self._plan_stretch(limit, now, lookback)
+                    if n > 1:
+                        prev_start = yield from self._run_stretch(n, now, durations)
+                        last = durations[n - 1]
+                        continue
             batch = sched.schedule()
             if batch.num_prefill_tokens + batch.num_decode_tokens == 0:
                 raise RuntimeError(f"instance {self.index}: a step scheduled no tokens (engine stuck)")
@@ -207,8 +224,68 @@ class Instance:
                       batch.num_decode_tokens + len(batch.prefill_chunks), pool.num_blocks - pool.num_free,
                       sched.step_preemptions, len(sched.waiting))
             prev_start = now
+            last = duration
             yield env.timeout(duration)
             sched.update_from_output()
+
+    # ------------------------------------------------------------ stretches
+    def _worth_a_stretch(self, now: int, last_us: int) -> bool:
+        """False when the next request enters within about two steps (the stretch would be cut at once);
+        only a shortcut: skipping a stretch never changes an answer."""
+        nxt = self._next_enter()
+        return nxt is None or nxt - now >= 2 * last_us
+
+    def _plan_stretch(self, limit: int, now: int, lookback: bool) -> tuple[int, list[int]]:
+        """Steps of the decode-only stretch starting now (at most ``limit``) before a request could join,
+        the horizon stops the run or a step time leaves the usual range, and their durations (us)."""
+        sched = self.scheduler
+        D = sched.num_decoding
+        S = sched.sum_decode_ctx
+        nxt = self._next_enter()
+        n = limit
+        stretch_us = self._stretch_us
+        if stretch_us is not None and stretch_us(D, S, 1) is None:
+            stretch_us = self._stretch_us = None  # the model declines: price the steps one by one
+        if stretch_us is None:
+            step_time = self.model.step_time_us
+
+            def stretch_us(D: int, S: int, n: int) -> list[int]:
+                return [int(step_time(StepBatch(0, D, S + i * D, [], D))) for i in range(n)]
+        if nxt is not None:  # a bound on the steps before request `nxt` joins (a short bound only costs speed)
+            first = stretch_us(D, S, 1)[0] + self._sched_us
+            n = min(n, (nxt - now) // max(first, 1) + 2)
+            if n < 2:
+                return 0, []
+        durations = stretch_us(D, S, n)
+        sched_us = self._sched_us
+        if sched_us:
+            durations = [d + sched_us for d in durations]
+        if min(durations) < 1:
+            return 0, durations  # let the step loop apply its rule (or error) step by step
+        horizon = self.horizon_us
+        # step i's start; with async scheduling a request entering by step i-1's start joins step i
+        starts = list(accumulate(durations[:-1], initial=now))
+        if nxt is not None:
+            cut = bisect_left(starts, nxt)  # first step whose start is >= nxt
+            n = min(n, cut + 1 if lookback else cut)
+        if horizon is not None:
+            n = min(n, bisect_left(starts, horizon))  # every step of the stretch starts before the horizon
+        return n, durations
+
+    def _run_stretch(self, n: int, now: int, durations: list[int]):
+        """Advance ``n`` decode-only steps in one SimPy event; returns the last step's start."""
+        sched = self.scheduler
+        pool = self._pool
+        blocks = sched.decode_stretch_blocks(n)
+        used = pool.num_blocks - pool.num_free
+        batch = sched.start_decode_stretch(n, sum(blocks))
+        D = batch.num_decode_tokens
+        durations = durations[:n]
+        self.steps.add_run(now, durations, D, list(accumulate(blocks, initial=used))[1:])
+        total = sum(durations)
+        yield self.env.timeout(total)
+        sched.update_from_output()
+        return now + total - durations[-1]
 
     # ------------------------------------------------------ read-only surface
     def load(self) -> InstanceLoad:

@@ -234,7 +234,7 @@ class Scheduler:
         r.residue = (r.k0 - r.c0) % self.B
         self.residue_count[r.residue] += 1
         r.final_step += 1
-        self.finish_at.setdefault(r.final_step, []).append(r)
+        self._add_finish(r)
         r.seg_start = k + 1
         self._skipped.append(r)
 
@@ -355,7 +355,7 @@ class Scheduler:
             self.num_decoding += 1
             self.sum_decode_ctx += r.c0
             r.final_step = r.k0 + (r.max_tokens - r.e0) - 1
-            self.finish_at.setdefault(r.final_step, []).append(r)
+            self._add_finish(r)
         done = self.finish_at.pop(k, None)
         if done:
             for r in done:
@@ -367,6 +367,60 @@ class Scheduler:
                 self.residue_count[r.residue] -= 1
                 self._finish(r, k, kv_tokens)
         self.step = k + 1
+
+    def _add_finish(self, r: Request) -> None:
+        self.finish_at.setdefault(r.final_step, []).append(r)
+
+    # ------------------------------------------------------- decode stretches
+    def decode_stretch_limit(self) -> int:
+        """How many steps, from the current one, are decode-only with an unchanged batch (issue #17): every
+        running request decodes, nothing waits, the token budget covers them and the free blocks cover every
+        block they take. Bounded by the next finish step (included: it ends at that step's end). 0 when the
+        current step is not such a step. Arrivals are the instance's to check."""
+        D = self.num_decoding
+        if self.prefilling or self.waiting or not D or D > self.max_num_scheduled_tokens:
+            return 0
+        k = self.step
+        n = min([r.final_step for r in self.running]) - k + 1  # all decoding: their finish steps are exact
+        free = self.pool.num_free
+        B = self.B
+        cycles = free // D  # every B steps the decodes take D blocks in all
+        if cycles * B >= n:
+            return n
+        left = free - cycles * D
+        rc = self.residue_count
+        i = 0
+        while i < B:
+            left -= rc[(k + i) % B]
+            if left < 0:
+                break
+            i += 1
+        return min(n, cycles * B + i)
+
+    def decode_stretch_blocks(self, n: int) -> list[int]:
+        """Blocks the decodes take in each of the next ``n`` steps (read-only)."""
+        rc = self.residue_count
+        B = self.B
+        k = self.step
+        if n <= B:
+            return [rc[(k + i) % B] for i in range(n)]
+        cycle = [rc[(k + i) % B] for i in range(B)]
+        return (cycle * (n // B + 1))[:n]
+
+    def start_decode_stretch(self, n: int, blocks: int) -> StepBatch:
+        """Schedule ``n`` decode-only steps at once (``n <= decode_stretch_limit()``), taking their
+        ``blocks`` KV blocks in bulk (one allocation of the sum takes the same blocks as one per step): the
+        first ``n - 1`` are applied now, the last is left running (`update_from_output` applies it). Returns
+        the first step's batch."""
+        D = self.num_decoding
+        batch = StepBatch(0, D, self.sum_decode_ctx, [], D)
+        self.step_preemptions = 0
+        self._scheduled_prefills = []
+        self._skipped = []
+        self.pool.allocate(blocks)
+        self.sum_decode_ctx += (n - 1) * D
+        self.step += n - 1
+        return batch
 
     def _finish(self, r: Request, k: int, kv_tokens: int) -> None:
         del self.running[r]

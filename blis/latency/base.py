@@ -56,6 +56,12 @@ class LatencyModel(Protocol):
         stream); it accumulates per token and does not hold the engine.
     scheduling_processing_time_us: CPU time of one ``schedule()`` call, added to every step.
     preemption_processing_time_us: added to a step once per preemption in it.
+
+    Optional fast path (not part of the protocol's required members): ``decode_stretch_us(num_decode,
+    sum_context, n) -> list[int] | None``, the ``step_time_us`` of ``n`` consecutive decode-only steps
+    (no prefill; ``num_decode`` decodes, all sampling; step i with ``sum_decode_context = sum_context + i *
+    num_decode``), exactly what ``step_time_us`` gives for each. The engine uses it to advance decode-only
+    stretches at once (issue #17); without it (or when it returns None) it asks ``step_time_us`` per step.
     """
 
     name: str
@@ -94,14 +100,29 @@ def register_latency_model(name: str) -> Callable[[LatencyModelFactory], Latency
     return deco
 
 
+# the built-in models' registry names, known without importing their modules (fast start); a test checks them
+BUILTIN_MODELS = {"blackbox": "blis.latency.blackbox", "roofline": "blis.latency.roofline",
+                  "roofline-v2": "blis.latency.roofline_v2"}
+
+
 def available_latency_models() -> list[str]:
     _load_builtin_models()
     return sorted(_FACTORIES)
 
 
+def latency_model_names() -> list[str]:
+    """The names `available_latency_models` gives, without importing the built-in models (CLI flags)."""
+    return sorted(set(_FACTORIES) | set(BUILTIN_MODELS))
+
+
 def create_latency_model(name: str, config: "SimConfig") -> LatencyModel:
     """Build the model registered under ``name`` for ``config``."""
-    _load_builtin_models()
+    if name in BUILTIN_MODELS and name not in _FACTORIES:
+        import importlib
+
+        importlib.import_module(BUILTIN_MODELS[name])
+    else:
+        _load_builtin_models()
     if name not in _FACTORIES:
         raise LatencyModelError(
             f"latency_model: unknown model {name!r}; available: {', '.join(sorted(_FACTORIES))}"
@@ -113,5 +134,5 @@ def _load_builtin_models() -> None:
     # Importing the modules registers them; kept lazy so `import blis` stays light.
     import importlib
 
-    for mod in ("blis.latency.blackbox", "blis.latency.roofline", "blis.latency.roofline_v2"):
+    for mod in BUILTIN_MODELS.values():
         importlib.import_module(mod)

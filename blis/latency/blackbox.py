@@ -11,7 +11,6 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 
 from blis.latency.base import LatencyModelError, StepBatch, register_latency_model
 
@@ -35,6 +34,14 @@ class BlackboxModel:
         b0, b1, b2 = self.beta
         return int(b0 + b1 * batch.num_prefill_tokens + b2 * batch.num_decode_tokens)
 
+    def decode_stretch_us(self, num_decode: int, sum_context: int, n: int) -> list[int] | None:
+        """``step_time_us`` of ``n`` consecutive decode-only steps of ``num_decode`` requests (the optional
+        fast path of the latency-model protocol, see `blis.latency.base`): constant here."""
+        if type(self).step_time_us is not BlackboxModel.step_time_us:
+            return None  # a subclass prices steps its own way
+        b0, b1, b2 = self.beta
+        return [int(b0 + b1 * 0 + b2 * num_decode)] * n
+
     def queueing_time_us(self, input_tokens: int) -> int:
         return int(self.alpha[0] + self.alpha[1] * input_tokens)
 
@@ -57,8 +64,10 @@ class BlackboxModel:
 
 def load_coefficient_table() -> list[dict]:
     """Entries of the shipped table (`blis/latency/coefficients/blackbox.yaml`)."""
+    import yaml  # only runs that look coefficients up pay for the parser
+
     text = resources.files("blis.latency").joinpath("coefficients/blackbox.yaml").read_text()
-    return yaml.safe_load(text) or []
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []  # C parser when built
 
 
 def canonical_model_name(name: str) -> str:

@@ -227,6 +227,7 @@ class RooflineModel:
         self._fixed = p.step_overhead_us + L * p.layer_overhead_us
         self._prefill_fixed = p.prefill_step_overhead_us
         self._composition = StepComposition(self, self._fixed, self._prefill_fixed)
+        self._stretch_parts: dict = {}  # decode batch size -> constant parts of its step time (decode_stretch_us)
         self.general = None
         if ep != 1 or not model.is_uniform:  # MLA, windows, shared/dense layers, mixed formats, EP (issue #13)
             from blis.latency.roofline_general import PieceRoofline
@@ -242,6 +243,33 @@ class RooflineModel:
     def step_time_float_us(self, batch: StepBatch) -> float:
         """Unrounded step time in microseconds (the fitting code needs the fraction)."""
         return self._composition.step_time_float_us(batch)
+
+    def decode_stretch_us(self, num_decode: int, sum_context: int, n: int) -> list[int] | None:
+        """``step_time_us`` of ``n`` consecutive decode-only steps of ``num_decode`` requests, step i reading
+        ``sum_context + i * num_decode`` context tokens (the optional fast path of the latency-model protocol,
+        `blis.latency.base`): the same float operations in the same order as `StepComposition`, so every
+        step's rounded time is identical. None where the step formula is not this class's own."""
+        D = num_decode
+        parts = self._stretch_parts.get(D)
+        if parts is None:
+            cls = type(self)
+            if (self.general is not None or cls.step_time_us is not RooflineModel.step_time_us
+                    or cls.step_time_float_us is not RooflineModel.step_time_float_us
+                    or "step_time_float_us" in self.__dict__ or type(self._composition) is not StepComposition
+                    or self._composition.k is not self):
+                return None
+            t = self._composition.fixed_us
+            t += self.gemms_us(0, D, D) + self.elementwise_us(D) + self.allreduce_us(D)
+            parts = self._stretch_parts[D] = (t, self._new_tok * D, self.lm_head_us(D))
+        t, new, lm = parts
+        kv, af = self._kv_read, self._attn_df
+        first = sum_context + D
+        if n <= 48:
+            return [round((t + max(kv * keys + new, af * keys)) + lm) for keys in range(first, first + n * D, D)]
+        import numpy as np
+
+        keys = first + D * np.arange(n, dtype=np.float64)
+        return np.rint((t + np.maximum(kv * keys + new, af * keys)) + lm).astype(np.int64).tolist()
 
     # --- kernel families (blis.latency.composition.KernelTimes), microseconds over all layers -------
     def gemms_us(self, P: int, D: int, T: int) -> float:
@@ -381,7 +409,7 @@ def model_calibration(model: str, hardware: str, tp: int) -> dict | None:
     if not path.is_file():
         return None
     m, h = canonical_model_name(model), canonical_hardware_name(hardware)
-    for entry in yaml.safe_load(path.read_text()) or []:
+    for entry in yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []:
         if (canonical_model_name(entry["model"]) == m and canonical_hardware_name(entry["hardware"]) == h
                 and int(entry["tp"]) == tp):
             return entry

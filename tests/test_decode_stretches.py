@@ -1,0 +1,147 @@
+"""Decode-only stretches (issue #17) change no answer: the same runs with stretches turned off (every step its
+own event) give byte-identical JSON and step logs, on random workloads, both latency models, async scheduling
+on and off, small KV pools (preemptions), horizons, clusters, and a latency model without the fast path."""
+
+import numpy as np
+import pytest
+
+import blis
+from blis.engine import instance as engine_instance
+from blis.engine import scheduler as engine_scheduler
+from blis.workload.request_table import RequestTable
+
+BB = dict(latency_model="blackbox", alpha_coeffs=(100, 1, 5), beta_coeffs=(3000, 20, 30))
+RF = dict(model="llama-2-7b", hardware="H100", tp=1, latency_model="roofline")
+
+
+def _table(seed: int, n: int = 80) -> RequestTable:
+    rng = np.random.default_rng(seed)
+    span = int(rng.integers(2_000_000, 30_000_000))
+    return RequestTable(np.sort(rng.integers(0, span, n)), rng.integers(1, 700, n), rng.integers(1, 400, n),
+                        prompt_id=rng.integers(0, 10, n))
+
+
+def _both(monkeypatch, cfg, table):
+    counted = []
+    real = engine_instance.Instance._run_stretch
+
+    def counting(self, n, now, durations):
+        counted.append(n)
+        return (yield from real(self, n, now, durations))
+
+    monkeypatch.setattr(engine_instance.Instance, "_run_stretch", counting)
+    fast = blis.simulate(cfg, requests=table)
+    monkeypatch.setattr(engine_scheduler.Scheduler, "decode_stretch_limit", lambda self: 0)
+    slow = blis.simulate(cfg, requests=table)
+    return fast, slow, counted
+
+
+def _same(fast, slow):
+    assert fast.to_json() == slow.to_json()
+    for name, col in slow.step_columns.items():
+        assert np.array_equal(fast.step_columns[name], col), name
+    for name in ("scheduled_ms", "first_token_ms", "finish_ms"):
+        a, b = fast.request_columns[name], slow.request_columns[name]
+        assert np.array_equal(np.nan_to_num(a, nan=-1), np.nan_to_num(b, nan=-1)), name
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_single_instance_random(monkeypatch, seed):
+    rng = np.random.default_rng(100 + seed)
+    lm = BB if seed % 2 else RF
+    engine = blis.EngineConfig(total_kv_blocks=int(rng.choice([90, 200, 3000])),
+                               async_scheduling=bool(seed % 3),
+                               enable_prefix_caching=seed != 4,
+                               max_num_seqs=int(rng.choice([8, 64, 256])),
+                               max_num_batched_tokens=int(rng.choice([256, 2048, 8192])))
+    horizon = int(rng.integers(1_000_000, 20_000_000)) if seed in (2, 5) else None
+    fast, slow, used = _both(monkeypatch, blis.SimConfig(**lm, engine=engine, horizon_us=horizon), _table(seed))
+    _same(fast, slow)
+    assert used
+
+
+@pytest.mark.parametrize("routing", ["round-robin", "least-loaded"])
+def test_cluster(monkeypatch, routing):
+    cfg = blis.ClusterConfig(**RF, engine=blis.EngineConfig(total_kv_blocks=400), num_instances=3, routing=routing,
+                             horizon_us=25_000_000 if routing == "round-robin" else None)
+    fast, slow, used = _both(monkeypatch, cfg, _table(7, n=120))
+    _same(fast, slow)
+    assert used  # a dynamic router's instances use stretches once no more requests can be routed to them
+
+
+def test_closed_loop(monkeypatch):
+    cfg = blis.SimConfig(**BB, engine=blis.EngineConfig(total_kv_blocks=500),
+                         workload=blis.Workload.preset("chatbot", num_requests=60, seed=3, concurrency=4))
+    fast, slow, used = _both(monkeypatch, cfg, None)
+    _same(fast, slow)
+
+
+def test_model_without_fast_path_falls_back_per_step(monkeypatch):
+    from blis.latency.blackbox import BlackboxModel
+
+    class PerStep(BlackboxModel):
+        def step_time_us(self, batch):  # a subclass pricing steps its own way: no fast path
+            return 2000 + 3 * batch.num_prefill_tokens + 40 * batch.num_decode_tokens + batch.sum_decode_context // 50
+
+    model = PerStep(alpha=(100, 1, 5), beta=(0, 0, 0))
+    assert model.decode_stretch_us(4, 100, 3) is None
+    orig = blis.latency.base.create_latency_model
+
+    def create(name, config):
+        return model if name == "blackbox" else orig(name, config)
+
+    import blis.run as run_mod
+
+    monkeypatch.setattr(run_mod, "create_latency_model", create)
+    cfg = blis.SimConfig(**BB, engine=blis.EngineConfig(total_kv_blocks=300))
+    fast, slow, used = _both(monkeypatch, cfg, _table(11))
+    _same(fast, slow)
+    assert used
+
+
+def test_builtin_latency_model_names_match_the_registry():
+    from blis.latency import base
+
+    assert base.latency_model_names() == base.available_latency_models()
+    for name, module in base.BUILTIN_MODELS.items():
+        assert base._FACTORIES[name].__module__ == module
+
+
+def test_step_log_run_length_records_expand_per_step():
+    from blis.engine import StepLog
+
+    log = StepLog()
+    log.add(0, 10, 100, 0, 1, 7, 0, 2)
+    log.add_run(10, [5, 6, 7], 1, [7, 8, 8])
+    log.add(100, 3_000_000_000, 0, 1, 1, 9, 1, 0)  # a duration beyond 32 bits widens the column
+    log.add_run(3_000_000_100, [4, 2_500_000_000], 2, [10, 2**33])
+    assert len(log) == 7 and len(log.record("count")) == 4
+    assert log.column("start_us").tolist() == [0, 10, 15, 21, 100, 3_000_000_100, 3_000_000_104]
+    assert log.column("duration_us").tolist() == [10, 5, 6, 7, 3_000_000_000, 4, 2_500_000_000]
+    assert log.column("kv_blocks_used").tolist() == [7, 7, 8, 8, 9, 10, 2**33]
+    assert log.column("decode_tokens").tolist() == [0, 1, 1, 1, 1, 2, 2]
+    assert log.column("num_waiting").tolist() == [2, 0, 0, 0, 0, 0, 0]
+    assert log.end_us().tolist() == [10, 15, 21, 28, 3_000_000_100, 3_000_000_104, 5_500_000_104]
+
+
+@pytest.mark.parametrize("chunk, dense", [(7, True), (1 << 20, False), (5, False)])
+def test_itl_from_runs_same_in_chunks_and_sparse(monkeypatch, chunk, dense):
+    from blis import metrics
+
+    cfg = blis.SimConfig(**RF, engine=blis.EngineConfig(total_kv_blocks=300))
+    want = blis.simulate(cfg, requests=_table(5)).to_json()
+    monkeypatch.setattr(metrics._inner_gaps, "__defaults__", (chunk,))
+    if not dense:
+        monkeypatch.setattr(metrics, "DENSE_RANGE", 0)
+    assert blis.simulate(cfg, requests=_table(5)).to_json() == want
+
+
+def test_step_log_widens_record_columns():
+    from blis.engine import StepLog
+
+    log = StepLog()
+    log.add(0, 10, 100, 0, 1, 7, 0, 2)
+    log.add(10, 10, 0, 1, 1, 7, 0, 2**40)  # more waiting requests than 32 bits hold
+    assert log.column("num_waiting").tolist() == [2, 2**40]
+    assert log.column("prefill_tokens").tolist() == [100, 0]
+    assert log.column("start_us").tolist() == [0, 10]
