@@ -2,7 +2,8 @@
 --rate 10`` (100 requests), run in a fresh subprocess N times; prints the median and the spread.
 
     python bench/startup.py            # 11 runs
-    python bench/startup.py --runs 21 --command "python -m blis run --workload chatbot --rate 10 --latency-model blackbox"
+    python bench/startup.py --runs 21 \
+        --command "python -m blis run --workload chatbot --rate 10 --latency-model blackbox"
 
 CPU time is the child's user + system time (``resource.getrusage(RUSAGE_CHILDREN)``), steadier than wall time on
 a shared machine; the load average is printed beside the numbers.

@@ -97,7 +97,8 @@ def itl_samples(step_end: np.ndarray, seg_instance: np.ndarray, seg_req: np.ndar
 
 
 def itl_samples_runs(ends: np.ndarray, durations: np.ndarray, record_first: np.ndarray, record_count: np.ndarray,
-                     gs: np.ndarray, ge: np.ndarray, seg_req: np.ndarray, a2_us: float) -> tuple[np.ndarray, np.ndarray]:
+                     gs: np.ndarray, ge: np.ndarray, seg_req: np.ndarray,
+                     a2_us: float) -> tuple[np.ndarray, np.ndarray]:
     """`itl_samples` read from run-length step records (issue #17), with equal gaps merged: the same sample.
 
     ``gs``/``ge``: global first and last step of each token segment. Step k contributes its gap once per
