@@ -36,7 +36,9 @@ def _axis(value: Axis, name: str, kind=None) -> list:
             try:
                 item = kind(item)
             except (TypeError, ValueError):
-                raise BlisInputError(f"{name}: {item!r} is not valid") from None
+                allowed = getattr(kind, "allowed", None)
+                raise BlisInputError(f"{name}: {item!r} is not valid" + (f" (allowed: {allowed})" if allowed else "")) \
+                    from None
         if item in out:
             raise BlisInputError(f"{name}: {item!r} given twice")
         out.append(item)
@@ -67,6 +69,7 @@ def _positive_int(lo: int, hi: int):
             raise ValueError(v)
         return n
 
+    conv.allowed = f"an integer >= {lo} and <= {hi}"
     return conv
 
 
