@@ -126,42 +126,12 @@ def _check_span(workload) -> None:
                              f"{span_s:.3g} s, beyond the simulated clock ({MAX_TIME_US / 1e6:g} s); raise the rate")
 
 
-def _calibration_kind(path: str) -> str:
-    """'blackbox' (a list of coefficient entries) or 'roofline' (a parameter mapping); unknown keys refused."""
-    from blis._files import read_structured
-    from blis.latency.roofline import RooflineParams
-
-    data = read_structured(path, "calibration_file")
-    if isinstance(data, list) and data:
-        allowed = {"model", "hardware", "tp", "alpha", "beta", "source", "validated"}
-        for i, entry in enumerate(data):
-            if not isinstance(entry, dict):
-                raise BlisInputError(f"calibration_file: {path}: entry {i} must be a mapping of "
-                                     f"{', '.join(sorted(allowed))}")
-            unknown = sorted(set(entry) - allowed)
-            if unknown:
-                raise BlisInputError(f"calibration_file: {path}: entry {i}: unknown key(s) {', '.join(unknown)}; "
-                                     f"allowed: {', '.join(sorted(allowed))}")
-        return "blackbox"
-    if isinstance(data, dict) and data:
-        section = data.get("roofline", data)
-        names = set(RooflineParams.param_names())
-        top = {"roofline", "validated", "setups"}  # what `blis calibrate` writes (blis/calibrate/output.py)
-        unknown = sorted((set(data) - top) if "roofline" in data else set())
-        if isinstance(section, dict):
-            unknown += sorted(set(section) - names)
-        if unknown or not isinstance(section, dict):
-            raise BlisInputError(f"calibration_file: {path}: unknown key(s) {', '.join(map(str, unknown))}; "
-                                 f"allowed: roofline, validated, setups, {', '.join(sorted(names))}")
-        return "roofline"
-    raise BlisInputError(f"calibration_file: {path}: expected the blackbox entries or the roofline parameters "
-                         "that `blis calibrate` writes")
-
-
 def latency_model_for_calibration(path: str, chosen: str | None) -> str | None:
     """The latency model a calibration file implies: 'blackbox' for blackbox entries; roofline parameters serve
     roofline and roofline-v2 (None keeps the automatic choice). A file for another model is refused."""
-    kind = _calibration_kind(path)
+    from blis.latency.calibration import file_kind
+
+    kind = file_kind(path, "calibration_file", strict=True)
     serves = ("blackbox",) if kind == "blackbox" else ("roofline", "roofline-v2")
     if chosen is not None and chosen not in serves:
         raise BlisInputError(f"calibration_file: {path} holds {kind} parameters; the latency model is {chosen}")

@@ -49,25 +49,49 @@ def check_choice(value: str) -> str:
     return value
 
 
-def _read(path: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(Path(path).read_text())  # JSON is YAML
-    except OSError as exc:
-        raise BlisInputError(f"calibration: cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise BlisInputError(f"calibration: {path} is not YAML/JSON: {str(exc).splitlines()[0]}") from None
+BLACKBOX_KEYS = frozenset({"model", "hardware", "tp", "alpha", "beta", "source", "validated"})
+ROOFLINE_TOP_KEYS = frozenset({"roofline", "validated", "setups"})  # what blis/calibrate/output.py writes
 
 
-def file_kind(path: str) -> str:
-    """``blackbox`` (a list of entries) or ``roofline`` (a mapping of parameters) for a calibrate file."""
-    data = _read(path)
-    if isinstance(data, list):
+def _read(path: str, what: str = "calibration") -> Any:
+    from blis._files import read_structured
+
+    return read_structured(path, what)
+
+
+def file_kind(path: str, what: str = "calibration", strict: bool = False) -> str:
+    """``blackbox`` (a list of entries) or ``roofline`` (a mapping of parameters) for a file written by
+    ``blis calibrate``. ``strict`` (the CLI): misspelt keys are refused, naming ``what`` (the field or flag)
+    and the file; the Python API reads the keys it knows and ignores the rest."""
+    data = _read(path, what)
+    if isinstance(data, list) and data and not strict:
         return "blackbox"
-    if isinstance(data, Mapping):
+    if isinstance(data, Mapping) and data and not strict:
         return "roofline"
-    raise BlisInputError(f"calibration: {path} holds neither blackbox entries nor roofline parameters")
+    if isinstance(data, list) and data:
+        for i, entry in enumerate(data):
+            if not isinstance(entry, Mapping):
+                raise BlisInputError(f"{what}: {path}: entry {i} must be a mapping of "
+                                     f"{', '.join(sorted(BLACKBOX_KEYS))}")
+            unknown = sorted(set(entry) - BLACKBOX_KEYS)
+            if unknown:
+                raise BlisInputError(f"{what}: {path}: entry {i}: unknown key(s) {', '.join(unknown)}; "
+                                     f"allowed: {', '.join(sorted(BLACKBOX_KEYS))}")
+        return "blackbox"
+    if isinstance(data, Mapping) and data:
+        from blis.latency.roofline import RooflineParams
+
+        section = data.get("roofline", data)
+        names = set(RooflineParams.param_names())
+        unknown = sorted(set(data) - ROOFLINE_TOP_KEYS) if "roofline" in data else []
+        if isinstance(section, Mapping):
+            unknown += sorted(set(section) - names)
+        if unknown or not isinstance(section, Mapping):
+            raise BlisInputError(f"{what}: {path}: unknown key(s) {', '.join(map(str, unknown))}; allowed: "
+                                 f"{', '.join(sorted(ROOFLINE_TOP_KEYS))}, {', '.join(sorted(names))}")
+        return "roofline"
+    raise BlisInputError(f"{what}: {path}: expected the blackbox entries or the roofline parameters that "
+                         "`blis calibrate` writes")
 
 
 def latency_model_for(config: SimConfig) -> tuple[str, str] | None:
