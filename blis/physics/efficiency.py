@@ -41,21 +41,15 @@ class CacheSpec:
     source: str
 
 
-MiB = 1024**2
 
-CACHES: dict[str, CacheSpec] = {
-    "GB10": CacheSpec(
-        # Hot Chips 2025 GB10 presentation (as reported, e.g. en.5iter.com/keji/58324.html): 24 MB GPU L2,
-        # plus a 16 MB system-level cache on the CPU die. The SLC sits behind the NVLink-C2C link (600 GB/s
-        # bidirectional, ~300 GB/s each way, about the DRAM rate), so it cannot serve the GPU faster than
-        # DRAM and is not modelled.
-        l2_bytes=24 * MiB,
-        # Not published. Assumption: 64 bytes/clock/SM x 48 SMs (6,144 CUDA cores / 128) x 2.52 GHz (the
-        # clock implied by the published 31 TFLOP/s FP32 on 6,144 cores) = 7.74 TB/s.
-        l2_bandwidth_Bps=64 * 48 * 2.52e9,
-        source="L2 size: Hot Chips 2025; L2 bandwidth: assumption (64 B/clk/SM x 48 SMs x 2.52 GHz)",
-    ),
-}
+def _cache(key: str) -> CacheSpec:
+    from blis.physics.l2cache import L2, SOURCES  # one table of L2 figures (blis/physics/l2cache.py)
+
+    return CacheSpec(L2[key].bytes, L2[key].bandwidth_Bps, SOURCES[key])
+
+
+# GPUs whose reference measurements are micro-benchmarks timed warm (the web page's default mode for them)
+CACHES: dict[str, CacheSpec] = {"GB10": _cache("gb10")}
 
 # The design's reference GB10 measurements: (kernel, shape, precision, measured microseconds, cache mode).
 # Timed back to back without an L2 flush, hence "warm".

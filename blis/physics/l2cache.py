@@ -23,7 +23,15 @@ class L2Figures(NamedTuple):
 
 _A100 = L2Figures(40e6, 5120 * 1.41e9)
 _GH100 = L2Figures(50e6, 5120 * 132 / 108 * 1.98e9)
-L2: dict[str, L2Figures] = {"a100-80gb": _A100, "h100-sxm": _GH100, "h200": _GH100}
+# GB10: Hot Chips 2025 GB10 presentation (as reported, e.g. en.5iter.com/keji/58324.html): 24 MB GPU L2, plus
+# a 16 MB system-level cache on the CPU die behind NVLink-C2C (~300 GB/s each way, about the DRAM rate: not
+# modelled). L2 bandwidth not published; assumption: 64 bytes/clock/SM x 48 SMs (6,144 CUDA cores / 128) x
+# 2.52 GHz (the clock implied by the published 31 TFLOP/s FP32 on 6,144 cores) = 7.74 TB/s.
+_GB10 = L2Figures(24 * 1024**2, 64 * 48 * 2.52e9)
+L2: dict[str, L2Figures] = {"a100-80gb": _A100, "h100-sxm": _GH100, "h200": _GH100, "gb10": _GB10}
+SOURCES: dict[str, str] = {
+    "gb10": "L2 size: Hot Chips 2025; L2 bandwidth: assumption (64 B/clk/SM x 48 SMs x 2.52 GHz)",
+}
 
 
 def l2_figures(hardware: str) -> L2Figures | None:
