@@ -23,13 +23,13 @@ def _table(seed: int, n: int = 80) -> RequestTable:
 
 def _both(monkeypatch, cfg, table):
     counted = []
-    real = engine_instance.Instance._run_stretch
+    real = engine_instance.Instance._start_stretch
 
     def counting(self, n, now, durations):
         counted.append(n)
-        return (yield from real(self, n, now, durations))
+        return real(self, n, now, durations)
 
-    monkeypatch.setattr(engine_instance.Instance, "_run_stretch", counting)
+    monkeypatch.setattr(engine_instance.Instance, "_start_stretch", counting)
     fast = blis.simulate(cfg, requests=table)
     monkeypatch.setattr(engine_scheduler.Scheduler, "decode_stretch_limit", lambda self: 0)
     slow = blis.simulate(cfg, requests=table)

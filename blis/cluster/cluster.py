@@ -310,9 +310,12 @@ def run_cluster(cluster: Cluster, progress: ProgressFn | None = None) -> None:
     routers = [cluster.router] + ([cluster.decode_router] if cluster.decode_router is not None else [])
     if cfg.snapshot_refresh_ms > 0 and any(not r.static for r in routers):
         _snapshots(cluster, max(1, round(cfg.snapshot_refresh_ms * 1000)))
+    # static routing without P/D: the instances never interact, so each runs on its own clock
+    independent = loop is None and not dynamic and not cluster.disaggregated
     run_environment(env, cluster.done_count, len(req), cfg.horizon_us,
                     loop.span_hint_us() if loop else int(req.arrival_us[-1]), progress,
-                    processes=[inst.process for inst in cluster.instances])
+                    processes=[inst.process for inst in cluster.instances],
+                    solo=cluster.instances if independent else None)
     if loop is not None:
         loop.finish(int(env.now))
 

@@ -1,4 +1,4 @@
-"""A serving instance as a SimPy process: one event per engine step.
+"""A serving instance: one event per engine step (or decode-only stretch), on SimPy or on its own clock.
 
 Requests reach the instance at their *enter* time (arrival plus the API server's queueing delay) and join
 the scheduler's WAITING queue at the next ``schedule()`` (a step already running finishes first, as in
@@ -102,6 +102,11 @@ class Instance:
         self.macro_steps = True
         self.horizon_us: Optional[int] = None
         self._stretch_us = getattr(model, "decode_stretch_us", None)
+        self.wait_until: Optional[int] = None  # while idle and open: when the next routed request enters
+        self._solo = None  # the step generator when the instance runs on its own clock (`advance`)
+        self._solo_next: Optional[int] = None
+        self.solo_now = 0  # that clock (us)
+        self.solo_done = False
         self._sched_us = int(model.scheduling_processing_time_us())
         self._preempt_us = int(model.preemption_processing_time_us())
         self.process = env.process(self._run())
@@ -173,7 +178,57 @@ class Instance:
 
     # ---------------------------------------------------------------- loop
     def _run(self):
+        """The SimPy process: sleeps each step of `_steps` on the shared environment, and waits for a push
+        when the engine is idle and more requests may still be routed here."""
         env = self.env
+        steps = self._steps(int(env.now))
+        send = steps.send
+        try:
+            d = next(steps)
+            while True:
+                if d is None:
+                    self._wake = wake = env.event()
+                    nxt = self.wait_until
+                    yield wake if nxt is None else env.any_of([env.timeout(nxt - int(env.now)), wake])
+                    self._wake = None
+                else:
+                    yield env.timeout(d)
+                d = send(int(env.now))
+        except StopIteration:
+            return
+
+    def advance(self, until: float = float("inf")) -> bool:
+        """Run this instance on its own clock, without SimPy, up to simulated time ``until`` (us): every step
+        that ends before ``until`` is applied, as `env.run(until=...)` would. Only for an instance that
+        nothing else interacts with while it runs: closed (`assign_all` or `close` first), no completion
+        hook that feeds it. Returns whether work is left. The same steps, times and answers as the SimPy
+        process; a static-routing cluster runs each of its instances this way, one after the other."""
+        if self._solo is None:
+            if not self._closed:
+                raise RuntimeError(f"instance {self.index}: advance() needs a closed instance")
+            self.solo_now = int(self.env.now)
+            self._solo = self._steps(self.solo_now)
+            try:
+                self._solo_next = next(self._solo)
+            except StopIteration:
+                self.solo_done = True
+        if self.solo_done:
+            return False
+        now, d, send = self.solo_now, self._solo_next, self._solo.send
+        try:
+            while now + d < until:  # (a closed instance never waits for a push: d is never None)
+                now += d
+                d = send(now)
+        except StopIteration:
+            self.solo_done = True
+        self.solo_now, self._solo_next = now, d
+        return not self.solo_done
+
+    def _steps(self, now: int):
+        """The engine loop, independent of any clock: admit what has entered, schedule a step (or a decode
+        stretch), yield its duration (us) and receive the time after it, apply its outcome. When idle it
+        yields the time until the next request enters, or None to wait for a push (until ``wait_until``,
+        when that is not None)."""
         sched = self.scheduler
         model = self.model
         steps = self.steps
@@ -187,19 +242,16 @@ class Instance:
         prev_start = -1
         last = 0  # the previous step's duration (us): a hint of how soon a stretch would be cut
         while True:
-            now = int(env.now)
             self._admit_entered(prev_start if lookback and prev_start >= 0 and sched.has_work else now)
             if not sched.has_work:
                 nxt = self._next_enter()
                 if nxt is None and self._closed:
                     return
-                self._wake = env.event()
-                if nxt is None:
-                    yield self._wake
+                if self._closed:
+                    now = yield nxt - now
                 else:
-                    yield env.any_of([env.timeout(nxt - now), self._wake]) if not self._closed else \
-                        env.timeout(nxt - now)
-                self._wake = None
+                    self.wait_until = nxt
+                    now = yield None
                 prev_start = -1
                 continue
             if self.macro_steps and self._closed and not sched.waiting and not sched.prefilling and \
@@ -208,8 +260,11 @@ class Instance:
                 if limit > 1:
                     n, durations = self._plan_stretch(limit, now, lookback)
                     if n > 1:
-                        prev_start = yield from self._run_stretch(n, now, durations)
+                        total = self._start_stretch(n, now, durations)
+                        prev_start = now + total - durations[n - 1]
                         last = durations[n - 1]
+                        now = yield total
+                        sched.update_from_output()
                         continue
             batch = sched.schedule()
             if batch.num_prefill_tokens + batch.num_decode_tokens == 0:
@@ -225,7 +280,7 @@ class Instance:
                       sched.step_preemptions, len(sched.waiting))
             prev_start = now
             last = duration
-            yield env.timeout(duration)
+            now = yield duration
             sched.update_from_output()
 
     # ------------------------------------------------------------ stretches
@@ -272,20 +327,17 @@ class Instance:
             n = min(n, bisect_left(starts, horizon))  # every step of the stretch starts before the horizon
         return n, durations
 
-    def _run_stretch(self, n: int, now: int, durations: list[int]):
-        """Advance ``n`` decode-only steps in one SimPy event; returns the last step's start."""
+    def _start_stretch(self, n: int, now: int, durations: list[int]) -> int:
+        """Schedule ``n`` decode-only steps as one and log them; returns their total duration (us). The
+        caller sleeps that long, then applies the last step (`update_from_output`)."""
         sched = self.scheduler
         pool = self._pool
         blocks = sched.decode_stretch_blocks(n)
         used = pool.num_blocks - pool.num_free
         batch = sched.start_decode_stretch(n, sum(blocks))
-        D = batch.num_decode_tokens
         durations = durations[:n]
-        self.steps.add_run(now, durations, D, list(accumulate(blocks, initial=used))[1:])
-        total = sum(durations)
-        yield self.env.timeout(total)
-        sched.update_from_output()
-        return now + total - durations[-1]
+        self.steps.add_run(now, durations, batch.num_decode_tokens, list(accumulate(blocks, initial=used))[1:])
+        return sum(durations)
 
     # ------------------------------------------------------ read-only surface
     def load(self) -> InstanceLoad:

@@ -1,0 +1,97 @@
+"""Instances that nothing else touches run on their own clock (`Instance.advance`, issue #17): a single
+instance fed up front, and every instance of a static-routing cluster without P/D. The same runs forced onto
+the shared SimPy environment give byte-identical JSON, step logs and request times, with and without a
+horizon, a progress callback, preemptions and async scheduling."""
+
+import numpy as np
+import pytest
+
+import blis
+import blis.cluster.cluster as cluster_mod
+import blis.run as run_mod
+from blis.workload.request_table import RequestTable
+
+BB = dict(latency_model="blackbox", alpha_coeffs=(100, 1, 5), beta_coeffs=(3000, 20, 30))
+RF = dict(model="llama-2-7b", hardware="H100", tp=1, latency_model="roofline")
+REAL_RUN_ENVIRONMENT = run_mod.run_environment
+
+
+def _table(seed: int, n: int = 120) -> RequestTable:
+    rng = np.random.default_rng(seed)
+    span = int(rng.integers(2_000_000, 30_000_000))
+    return RequestTable(np.sort(rng.integers(0, span, n)), rng.integers(1, 700, n), rng.integers(1, 400, n),
+                        prompt_id=rng.integers(0, 10, n))
+
+
+def _run(monkeypatch, cfg, table, solo: bool, progress=None):
+    used = []
+    allowed = solo
+
+    def spy(*args, solo=None, **kwargs):
+        used.append(solo is not None)
+        return REAL_RUN_ENVIRONMENT(*args, solo=solo if allowed else None, **kwargs)
+
+    monkeypatch.setattr(run_mod, "run_environment", spy)
+    monkeypatch.setattr(cluster_mod, "run_environment", spy)
+    res = blis.simulate(cfg, requests=table, progress=progress)
+    return res, used
+
+
+def _same(a, b):
+    assert a.to_json() == b.to_json()
+    for name, col in b.step_columns.items():
+        assert np.array_equal(a.step_columns[name], col), name
+    for name in ("scheduled_ms", "first_token_ms", "finish_ms"):
+        x, y = a.request_columns[name], b.request_columns[name]
+        assert np.array_equal(np.nan_to_num(x, nan=-1), np.nan_to_num(y, nan=-1)), name
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_single_instance_same_as_simpy(monkeypatch, seed):
+    rng = np.random.default_rng(200 + seed)
+    engine = blis.EngineConfig(total_kv_blocks=int(rng.choice([90, 300, 3000])), async_scheduling=bool(seed % 2),
+                               max_num_seqs=int(rng.choice([8, 64, 256])),
+                               max_num_batched_tokens=int(rng.choice([256, 2048])))
+    horizon = int(rng.integers(1_000_000, 20_000_000)) if seed in (1, 4) else None
+    cfg = blis.SimConfig(**(BB if seed % 3 == 0 else RF), engine=engine, horizon_us=horizon)
+    fractions: list[float] = []
+    own, used = _run(monkeypatch, cfg, _table(seed), True, progress=fractions.append if seed % 2 else None)
+    shared, _ = _run(monkeypatch, cfg, _table(seed), False)
+    assert used == [True]
+    _same(own, shared)
+    if fractions:
+        assert fractions == sorted(fractions) and fractions[-1] <= 1.0
+
+
+@pytest.mark.parametrize("horizon", [None, 15_000_000])
+def test_static_cluster_same_as_simpy(monkeypatch, horizon):
+    cfg = blis.ClusterConfig(**RF, engine=blis.EngineConfig(total_kv_blocks=400), num_instances=3,
+                             routing="round-robin", horizon_us=horizon)
+    own, used = _run(monkeypatch, cfg, _table(7, 200), True)
+    shared, _ = _run(monkeypatch, cfg, _table(7, 200), False)
+    assert used == [True]
+    _same(own, shared)
+
+
+def test_dynamic_routing_and_closed_loop_stay_on_simpy(monkeypatch):
+    cfg = blis.ClusterConfig(**RF, num_instances=2, routing="least-loaded")
+    _, used = _run(monkeypatch, cfg, _table(3, 50), True)
+    assert used == [False]
+    loop = blis.SimConfig(**RF, workload=blis.Workload.preset("chatbot", concurrency=4, num_requests=30, seed=1))
+    _, used = _run(monkeypatch, loop, None, True)
+    assert used == [False]
+
+
+def test_advance_refuses_an_open_instance():
+    import simpy
+
+    from blis.engine import BlockKeys, Instance, RequestLog
+
+    table = _table(1, 4)
+    cfg = blis.SimConfig(**BB)
+    dep = run_mod.resolve_deployment(cfg)
+    inputs, outputs = table.input_tokens.tolist(), table.output_tokens.tolist()
+    inst = Instance(simpy.Environment(), 0, cfg.engine, 100, dep.latency_model, BlockKeys(table, 16), RequestLog(4),
+                    inputs, outputs, table.arrival_us.tolist())
+    with pytest.raises(RuntimeError, match="closed"):
+        inst.advance()
