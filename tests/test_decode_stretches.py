@@ -8,6 +8,7 @@ import pytest
 import blis
 from blis.engine import instance as engine_instance
 from blis.engine import scheduler as engine_scheduler
+from blis.engine import timeline as engine_timeline
 from blis.workload.request_table import RequestTable
 
 BB = dict(latency_model="blackbox", alpha_coeffs=(100, 1, 5), beta_coeffs=(3000, 20, 30))
@@ -23,13 +24,13 @@ def _table(seed: int, n: int = 80) -> RequestTable:
 
 def _both(monkeypatch, cfg, table):
     counted = []
-    real = engine_instance.Instance._start_stretch
+    real = engine_timeline.StepLog.add_run
 
-    def counting(self, n, now, durations):
-        counted.append(n)
-        return real(self, n, now, durations)
+    def counting(self, start_us, durations, decode, kv_used):
+        counted.append(len(durations))
+        return real(self, start_us, durations, decode, kv_used)
 
-    monkeypatch.setattr(engine_instance.Instance, "_start_stretch", counting)
+    monkeypatch.setattr(engine_timeline.StepLog, "add_run", counting)
     fast = blis.simulate(cfg, requests=table)
     monkeypatch.setattr(engine_scheduler.Scheduler, "decode_stretch_limit", lambda self: 0)
     slow = blis.simulate(cfg, requests=table)

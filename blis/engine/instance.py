@@ -101,7 +101,8 @@ class Instance:
         # ``horizon_us`` (the run's end, set by the run path) keeps a stretch from logging steps past it
         self.macro_steps = True
         self.horizon_us: Optional[int] = None
-        self._stretch_us = getattr(model, "decode_stretch_us", None)
+        self._stretch_us = None  # prices a stretch's steps (`_stretch_pricer`, chosen on the first stretch)
+        self._stretch_last = 0  # the last stretch's last step (us)
         self.wait_until: Optional[int] = None  # while idle and open: when the next routed request enters
         self._solo = None  # the step generator when the instance runs on its own clock (`advance`)
         self._solo_next: Optional[int] = None
@@ -254,18 +255,14 @@ class Instance:
                     now = yield None
                 prev_start = -1
                 continue
-            if self.macro_steps and self._closed and not sched.waiting and not sched.prefilling and \
-                    self._worth_a_stretch(now, last):
-                limit = sched.decode_stretch_limit()
-                if limit > 1:
-                    n, durations = self._plan_stretch(limit, now, lookback)
-                    if n > 1:
-                        total = self._start_stretch(n, now, durations)
-                        prev_start = now + total - durations[n - 1]
-                        last = durations[n - 1]
-                        now = yield total
-                        sched.update_from_output()
-                        continue
+            if self.macro_steps and self._closed and not sched.waiting and not sched.prefilling:
+                total = self._stretch(now, last, lookback)
+                if total:
+                    last = self._stretch_last
+                    prev_start = now + total - last
+                    now = yield total
+                    sched.update_from_output()
+                    continue
             batch = sched.schedule()
             if batch.num_prefill_tokens + batch.num_decode_tokens == 0:
                 raise RuntimeError(f"instance {self.index}: a step scheduled no tokens (engine stuck)")
@@ -284,60 +281,66 @@ class Instance:
             sched.update_from_output()
 
     # ------------------------------------------------------------ stretches
-    def _worth_a_stretch(self, now: int, last_us: int) -> bool:
-        """False when the next request enters within about two steps (the stretch would be cut at once);
-        only a shortcut: skipping a stretch never changes an answer."""
+    def _stretch(self, now: int, last_us: int, lookback: bool) -> int:
+        """Schedule and log the decode-only stretch that starts now, when it has two steps or more: its steps
+        until the batch changes (`Scheduler.decode_stretch_limit`), a request could join, or the horizon;
+        returns its total duration (us; 0 for no stretch), the last step's duration in ``_stretch_last``.
+        The caller sleeps that long, then applies the last step (`update_from_output`). Skipping a stretch
+        never changes an answer, so every bound here may be short."""
         nxt = self._next_enter()
-        return nxt is None or nxt - now >= 2 * last_us
-
-    def _plan_stretch(self, limit: int, now: int, lookback: bool) -> tuple[int, list[int]]:
-        """Steps of the decode-only stretch starting now (at most ``limit``) before a request could join,
-        the horizon stops the run or a step time leaves the usual range, and their durations (us)."""
+        if nxt is not None and nxt - now < 2 * last_us:
+            return 0  # the next request enters within about two steps: the stretch would be cut at once
         sched = self.scheduler
+        n = sched.decode_stretch_limit()
+        if n < 2:
+            return 0
         D = sched.num_decoding
         S = sched.sum_decode_ctx
-        nxt = self._next_enter()
-        n = limit
-        stretch_us = self._stretch_us
-        if stretch_us is not None and stretch_us(D, S, 1) is None:
-            stretch_us = self._stretch_us = None  # the model declines: price the steps one by one
-        if stretch_us is None:
-            step_time = self.model.step_time_us
-
-            def stretch_us(D: int, S: int, n: int) -> list[int]:
-                return [int(step_time(StepBatch(0, D, S + i * D, [], D))) for i in range(n)]
-        if nxt is not None:  # a bound on the steps before request `nxt` joins (a short bound only costs speed)
-            first = stretch_us(D, S, 1)[0] + self._sched_us
-            n = min(n, (nxt - now) // max(first, 1) + 2)
-            if n < 2:
-                return 0, []
-        durations = stretch_us(D, S, n)
         sched_us = self._sched_us
+        stretch_us = self._stretch_us
+        if stretch_us is None:
+            stretch_us = self._stretch_us = self._stretch_pricer(D, S)
+        if nxt is not None:  # an upper bound on the steps before request `nxt` joins (steps only grow)
+            n = min(n, (nxt - now) // max(stretch_us(D, S, 1)[0] + sched_us, 1) + 2)
+            if n < 2:
+                return 0
+        durations = stretch_us(D, S, n)
         if sched_us:
             durations = [d + sched_us for d in durations]
         if min(durations) < 1:
-            return 0, durations  # let the step loop apply its rule (or error) step by step
+            return 0  # let the step loop apply its rule (or error) step by step
         horizon = self.horizon_us
-        # step i's start; with async scheduling a request entering by step i-1's start joins step i
-        starts = list(accumulate(durations[:-1], initial=now))
-        if nxt is not None:
-            cut = bisect_left(starts, nxt)  # first step whose start is >= nxt
-            n = min(n, cut + 1 if lookback else cut)
-        if horizon is not None:
-            n = min(n, bisect_left(starts, horizon))  # every step of the stretch starts before the horizon
-        return n, durations
-
-    def _start_stretch(self, n: int, now: int, durations: list[int]) -> int:
-        """Schedule ``n`` decode-only steps as one and log them; returns their total duration (us). The
-        caller sleeps that long, then applies the last step (`update_from_output`)."""
-        sched = self.scheduler
+        if nxt is not None or horizon is not None:
+            # step i's start; with async scheduling a request entering by step i-1's start joins step i
+            starts = list(accumulate(durations[:-1], initial=now))
+            if nxt is not None:
+                cut = bisect_left(starts, nxt)  # first step whose start is >= nxt
+                n = min(n, cut + 1 if lookback else cut)
+            if horizon is not None:
+                n = min(n, bisect_left(starts, horizon))  # every step of the stretch starts before the horizon
+            if n < 2:
+                return 0
+            del durations[n:]
         pool = self._pool
         blocks = sched.decode_stretch_blocks(n)
         used = pool.num_blocks - pool.num_free
-        batch = sched.start_decode_stretch(n, sum(blocks))
-        durations = durations[:n]
-        self.steps.add_run(now, durations, batch.num_decode_tokens, list(accumulate(blocks, initial=used))[1:])
+        sched.start_decode_stretch(n, sum(blocks))
+        self.steps.add_run(now, durations, D, list(accumulate(blocks, initial=used))[1:])
+        self._stretch_last = durations[-1]
         return sum(durations)
+
+    def _stretch_pricer(self, D: int, S: int) -> Callable[[int, int, int], list[int]]:
+        """The latency model's ``decode_stretch_us`` fast path, or one `step_time_us` call per step where the
+        model has none or declines."""
+        fast = getattr(self.model, "decode_stretch_us", None)
+        if fast is not None and fast(D, S, 1) is not None:
+            return fast
+        step_time = self.model.step_time_us
+
+        def per_step(D: int, S: int, n: int) -> list[int]:
+            return [int(step_time(StepBatch(0, D, S + i * D, [], D))) for i in range(n)]
+
+        return per_step
 
     # ------------------------------------------------------ read-only surface
     def load(self) -> InstanceLoad:

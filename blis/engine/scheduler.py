@@ -381,7 +381,14 @@ class Scheduler:
         if self.prefilling or self.waiting or not D or D > self.max_num_scheduled_tokens:
             return 0
         k = self.step
-        n = min([r.final_step for r in self.running]) - k + 1  # all decoding: their finish steps are exact
+        finish_at = self.finish_at
+        # all decoding: their finish steps are exact and every one is a key of `finish_at`; keys of requests
+        # skipped or preempted since are stale and at most shorten the stretch (those behind us are dropped)
+        first = min(finish_at)
+        while first < k:
+            del finish_at[first]
+            first = min(finish_at)
+        n = first - k + 1
         free = self.pool.num_free
         B = self.B
         cycles = free // D  # every B steps the decodes take D blocks in all

@@ -228,6 +228,7 @@ class RooflineModel:
         self._prefill_fixed = p.prefill_step_overhead_us
         self._composition = StepComposition(self, self._fixed, self._prefill_fixed)
         self._stretch_parts: dict = {}  # decode batch size -> constant parts of its step time (decode_stretch_us)
+        self._fused = None  # step_time_float_us as one closure, built on the first step (`_fuse`)
         self.general = None
         if ep != 1 or not model.is_uniform:  # MLA, windows, shared/dense layers, mixed formats, EP (issue #13)
             from blis.latency.roofline_general import PieceRoofline
@@ -238,7 +239,63 @@ class RooflineModel:
 
     # --- the LatencyModel protocol ---------------------------------------------------------------
     def step_time_us(self, batch: StepBatch) -> int:
-        return round(self.step_time_float_us(batch))
+        fused = self._fused
+        if fused is None:
+            fused = self._fused = self._fuse()
+        return round(fused(batch))
+
+    def _own_formula(self) -> bool:
+        """Whether the step time is this class's own composition, untouched (the fast paths' condition)."""
+        cls = type(self)
+        return (self.general is None and cls.step_time_us is RooflineModel.step_time_us
+                and cls.step_time_float_us is RooflineModel.step_time_float_us
+                and "step_time_float_us" not in self.__dict__ and type(self._composition) is StepComposition
+                and self._composition.k is self)
+
+    def _fuse(self):
+        """`step_time_float_us` as one closure over the model's constants (the issue #17 hot path): the same
+        float operations in the same order as `StepComposition` over this class's kernel methods, so every
+        step time is identical; the composition itself where the formula is not this class's own."""
+        if not self._own_formula() or self._expert or type(self) is not RooflineModel:
+            return self.step_time_float_us
+        comp = self._composition
+        fixed, prefill_fixed = comp.fixed_us, comp.prefill_fixed_us
+        dense = self._dense
+        elem, ar_fixed, ar_tok = self._elem, self._ar_fixed, self._ar_tok
+        attn_pf, attn_df, kv_read, new_tok = self._attn_pf, self._attn_df, self._kv_read, self._new_tok
+        lm_f, lm_w, lm_a = self._lm_f, self._lm_w, self._lm_a
+
+        def step(batch: StepBatch) -> float:
+            P = batch.num_prefill_tokens
+            D = batch.num_decode_tokens
+            T = P + D
+            t = fixed
+            if T:
+                g = 0.0
+                for cp, cd, mw, ma in dense:
+                    c = cp * P + cd * D
+                    m = mw + ma * T
+                    g += max(m, c)
+                t += g + elem * T + (ar_fixed + ar_tok * T)
+            chunks = batch.prefill_chunks
+            if chunks:
+                pairs = 0.0
+                ctx = 0
+                new = 0
+                for n, c0 in chunks:
+                    pairs += n * c0 + n * (n + 1) * 0.5
+                    ctx += c0
+                    new += n
+                t += max(kv_read * (ctx + new) + new_tok * new, attn_pf * pairs) + prefill_fixed
+            if D:
+                keys = batch.sum_decode_context + D
+                t += max(kv_read * keys + new_tok * D, attn_df * keys)
+            S = batch.num_sampled
+            if S:
+                t += max(lm_w + lm_a * S, lm_f * S)
+            return t
+
+        return step
 
     def step_time_float_us(self, batch: StepBatch) -> float:
         """Unrounded step time in microseconds (the fitting code needs the fraction)."""
@@ -252,11 +309,7 @@ class RooflineModel:
         D = num_decode
         parts = self._stretch_parts.get(D)
         if parts is None:
-            cls = type(self)
-            if (self.general is not None or cls.step_time_us is not RooflineModel.step_time_us
-                    or cls.step_time_float_us is not RooflineModel.step_time_float_us
-                    or "step_time_float_us" in self.__dict__ or type(self._composition) is not StepComposition
-                    or self._composition.k is not self):
+            if not self._own_formula():
                 return None
             t = self._composition.fixed_us
             t += self.gemms_us(0, D, D) + self.elementwise_us(D) + self.allreduce_us(D)
