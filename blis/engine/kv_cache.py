@@ -19,24 +19,30 @@ BlockKey = Optional[Hashable]
 
 
 class BlockPool:
-    """Counts and prefix-cache state of one instance's KV blocks (all sizes in blocks)."""
+    """Counts and prefix-cache state of one instance's KV blocks (all sizes in blocks).
 
-    __slots__ = ("num_blocks", "num_free", "_fresh", "_runs", "_cached", "_ref", "hits", "queries")
+    One dict holds the cache: a cached key maps to the free-queue run (a list) that holds its block while it
+    is free, or to the number of requests holding it (an int >= 1) while it is in use."""
+
+    __slots__ = ("num_blocks", "num_free", "_fresh", "_runs", "_cached", "hits", "queries")
 
     def __init__(self, num_blocks: int) -> None:
         self.num_blocks = num_blocks
         self.num_free = num_blocks
         self._fresh = num_blocks  # never-used blocks, at the front of the free queue
         self._runs: deque[list] = deque()  # released blocks, front = evicted first
-        # key -> the run (list) holding it while free, or None while some request holds it
-        self._cached: dict = {}
-        self._ref: dict = {}  # key -> number of requests holding the cached block
+        self._cached: dict = {}  # key -> its run (list) while free | its reference count (int) while held
         self.hits = 0  # blocks served from the cache (prefix-cache hit counters)
         self.queries = 0  # blocks looked up
 
     @property
     def num_used(self) -> int:
         return self.num_blocks - self.num_free
+
+    def ref_count(self, key) -> int:
+        """Requests holding the cached block ``key`` (0 while it is free)."""
+        v = self._cached[key]
+        return 0 if type(v) is list else v
 
     def num_cached_hits(self, keys: list, max_blocks: int) -> tuple[int, int]:
         """Length of the longest cached prefix of ``keys`` (at most ``max_blocks``), and how many of those
@@ -47,9 +53,12 @@ class BlockPool:
         limit = min(max_blocks, len(keys))
         while n < limit:
             key = keys[n]
-            if key is None or key not in cached:
+            if key is None:
                 break
-            if cached[key] is not None:
+            v = cached.get(key)
+            if v is None:
+                break
+            if type(v) is list:
                 free_hits += 1
             n += 1
         return n, free_hits
@@ -63,17 +72,15 @@ class BlockPool:
         """Take the first ``n`` cached blocks of ``keys`` for a request (prefix hit; counted in ``hits``)."""
         self.hits += n
         cached = self._cached
-        ref = self._ref
         for i in range(n):
             key = keys[i]
-            run = cached[key]
-            if run is not None:  # free: leave the LRU queue
-                run.remove(key)
-                cached[key] = None
+            v = cached[key]
+            if type(v) is list:  # free: leave the LRU queue
+                v.remove(key)
+                cached[key] = 1
                 self.num_free -= 1
-                ref[key] = 1
             else:
-                ref[key] += 1
+                cached[key] = v + 1
 
     def allocate(self, n: int) -> None:
         """Take ``n`` blocks from the front of the free queue (caller checked ``num_free``)."""
@@ -86,7 +93,6 @@ class BlockPool:
         self._fresh = 0
         runs = self._runs
         cached = self._cached
-        ref = self._ref
         while n:
             run = runs[0]
             if len(run) <= n:
@@ -98,33 +104,35 @@ class BlockPool:
             n -= len(taken)
             for key in filter(None, taken):  # evict cached content being reused
                 del cached[key]
-                del ref[key]
 
     def register(self, key) -> bool:
         """Enter a block that a request holds (just allocated) in the cache under ``key``.
         Returns False, leaving it anonymous, when the key is cached already (duplicate content)."""
-        if key in self._cached:
+        cached = self._cached
+        if key in cached:
             return False
-        self._cached[key] = None
-        self._ref[key] = 1
+        cached[key] = 1
         return True
 
     def release(self, keys_tail_first: list, anonymous: int) -> None:
         """Give back a request's blocks: ``anonymous`` unkeyed blocks (its newest) then ``keys_tail_first``
         (keys or None), appended to the back of the free queue in that order."""
-        ref = self._ref
+        cached = self._cached
         run: list = [None] * anonymous
+        freed = []
         for key in keys_tail_first:
             if key is None:
                 run.append(None)
                 continue
-            c = ref[key] - 1
-            ref[key] = c
+            c = cached[key] - 1
             if c == 0:
                 run.append(key)
+                freed.append(key)
+            else:
+                cached[key] = c
         if run:
-            for key in filter(None, run):
-                self._cached[key] = run
+            for key in freed:
+                cached[key] = run
             self._runs.append(run)
             self.num_free += len(run)
 
@@ -133,8 +141,8 @@ class BlockPool:
         in_queue = self._fresh + sum(len(r) for r in self._runs)
         assert in_queue == self.num_free, (in_queue, self.num_free)
         assert 0 <= self.num_free <= self.num_blocks
-        for key, run in self._cached.items():
-            if run is None:
-                assert self._ref[key] >= 1
+        for key, v in self._cached.items():
+            if type(v) is list:
+                assert key in v
             else:
-                assert self._ref[key] == 0 and key in run
+                assert v >= 1

@@ -478,7 +478,7 @@ class Scheduler:
         assert ctx == self.sum_decode_ctx, (ctx, self.sum_decode_ctx)
         assert sum(self.residue_count) == decoding
         for key, n in holders.items():
-            assert self.pool._ref[key] == n, (key, self.pool._ref[key], n)
+            assert self.pool.ref_count(key) == n, (key, self.pool.ref_count(key), n)
         assert self.pool.num_used == anonymous + len(holders), (self.pool.num_used, anonymous, len(holders))
         assert len(self.running) <= self.max_num_seqs
         for r in self.waiting:
