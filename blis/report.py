@@ -241,11 +241,14 @@ def instance_rows(facts: list[dict], prefills: Optional[np.ndarray], res: SimRes
     dur = (step_ends - steps["start_us"]).astype(np.float64)
     util_num = np.zeros(n)
     util_max = np.zeros(n)
+    # the step table holds each instance's steps together, in instance order: one slice per instance
+    first = np.searchsorted(step_inst, np.arange(n + 1)) if np.all(step_inst[1:] >= step_inst[:-1]) else None
+    kv_used = steps["kv_blocks_used"]
     for f in facts:
         i = f["instance"]
-        mask = step_inst == i
-        u = steps["kv_blocks_used"][mask] / f["total_kv_blocks"]
-        util_num[i] = float((u * dur[mask]).sum())
+        sel = slice(first[i], first[i + 1]) if first is not None else step_inst == i
+        u = kv_used[sel] / f["total_kv_blocks"]
+        util_num[i] = float((u * dur[sel]).sum())
         util_max[i] = float(u.max()) if len(u) else 0.0
     busy = np.bincount(step_inst, weights=dur, minlength=n)
     num_steps = np.bincount(step_inst, minlength=n)
