@@ -270,15 +270,17 @@ def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
         from blis.workload.closed_loop import LoopRun
 
         loop = LoopRun(env, req, group.enter_us, config.workload,
-                       float(dep.latency_model.output_token_processing_time_us()), log.rejected.__getitem__)
+                       float(dep.latency_model.output_token_processing_time_us()), log.rejected.__getitem__,
+                       clock=lambda: inst.now_us)
         inst.on_finish = loop.on_done
+        inst.self_fed = True  # every send happens at the start or in the instance's own completion hook
         loop.start(inst.push, inst.close)
     else:
         inst.assign_all(array("q", np.argsort(group.enter_us, kind="stable").astype(np.int64).tobytes()))
     run_environment(env, lambda: int((log.finish_step >= 0).sum()), len(req), config.horizon_us,
                     loop.span_hint_us() if loop else int(req.arrival_us[-1]), progress, processes=[inst.process],
-                    solo=None if loop else [inst])
+                    solo=[inst])
     if loop is not None:  # the real send times become the requests' arrival and enter times
-        loop.finish(int(env.now))
+        loop.finish(config.horizon_us if config.horizon_us is not None else inst.now_us)
         req, group.enter_us = loop.requests, loop.enter_us
     return build_result(req, [group], log, extra={"num_instances": 1})

@@ -70,11 +70,17 @@ def test_cluster(monkeypatch, routing):
     assert used  # a dynamic router's instances use stretches once no more requests can be routed to them
 
 
-def test_closed_loop(monkeypatch):
-    cfg = blis.SimConfig(**BB, engine=blis.EngineConfig(total_kv_blocks=500),
-                         workload=blis.Workload.preset("chatbot", num_requests=60, seed=3, concurrency=4))
+@pytest.mark.parametrize("case", range(4))
+def test_closed_loop(monkeypatch, case):
+    """A closed loop on one instance: every send comes from the instance's own finishes, so it stretches."""
+    lm = BB if case % 2 == 0 else RF
+    loop = dict(concurrency=[4, 16, 2, 8][case], think_time_ms=[0, 200, 50, 0][case], ramp_s=[0, 0, 3, 1][case])
+    cfg = blis.SimConfig(**lm, engine=blis.EngineConfig(total_kv_blocks=[500, 300, 2000, 800][case]),
+                         horizon_us=40_000_000 if case == 3 else None,
+                         workload=blis.Workload.preset("chatbot", num_requests=80, seed=3 + case, **loop))
     fast, slow, used = _both(monkeypatch, cfg, None)
     _same(fast, slow)
+    assert used
 
 
 def test_model_without_fast_path_falls_back_per_step(monkeypatch):

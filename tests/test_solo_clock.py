@@ -73,13 +73,25 @@ def test_static_cluster_same_as_simpy(monkeypatch, horizon):
     _same(own, shared)
 
 
-def test_dynamic_routing_and_closed_loop_stay_on_simpy(monkeypatch):
+def test_dynamic_routing_stays_on_simpy(monkeypatch):
     cfg = blis.ClusterConfig(**RF, num_instances=2, routing="least-loaded")
     _, used = _run(monkeypatch, cfg, _table(3, 50), True)
     assert used == [False]
-    loop = blis.SimConfig(**RF, workload=blis.Workload.preset("chatbot", concurrency=4, num_requests=30, seed=1))
-    _, used = _run(monkeypatch, loop, None, True)
-    assert used == [False]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_closed_loop_on_one_instance_same_as_simpy(monkeypatch, case):
+    """Users in a closed loop on one instance: their sends come from its own finishes, so it runs on its own
+    clock; the users' send times (arrival_ms) and every answer match the shared-environment run."""
+    loop = dict(concurrency=[3, 12, 6][case], think_time_ms=[0, 300, 20][case], ramp_s=[0, 2, 0][case])
+    cfg = blis.SimConfig(**(BB if case == 0 else RF), horizon_us=30_000_000 if case == 2 else None,
+                         engine=blis.EngineConfig(total_kv_blocks=[400, 3000, 600][case]),
+                         workload=blis.Workload.preset("chatbot", num_requests=70, seed=11 + case, **loop))
+    own, used = _run(monkeypatch, cfg, None, True)
+    shared, _ = _run(monkeypatch, cfg, None, False)
+    assert used == [True]
+    _same(own, shared)
+    assert np.array_equal(own.request_columns["arrival_ms"], shared.request_columns["arrival_ms"])
 
 
 def test_advance_refuses_an_open_instance():
@@ -93,7 +105,7 @@ def test_advance_refuses_an_open_instance():
     inputs, outputs = table.input_tokens.tolist(), table.output_tokens.tolist()
     inst = Instance(simpy.Environment(), 0, cfg.engine, 100, dep.latency_model, BlockKeys(table, 16), RequestLog(4),
                     inputs, outputs, table.arrival_us.tolist())
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError, match="closed or self-fed"):
         inst.advance()
 
 

@@ -108,6 +108,11 @@ class Instance:
         self._solo_next: Optional[int] = None
         self.solo_now = 0  # that clock (us)
         self.solo_done = False
+        # True when every request routed here is pushed before the run or by this instance's own completion
+        # hook (a closed loop of users on one instance): nothing can arrive during a step, so decode
+        # stretches and `advance` apply as to a closed instance
+        self.self_fed = False
+        self.now_us = 0  # the simulated time at the instance's last event (us)
         self._sched_us = int(model.scheduling_processing_time_us())
         self._preempt_us = int(model.preemption_processing_time_us())
         self.process = env.process(self._run())
@@ -205,8 +210,8 @@ class Instance:
         hook that feeds it. Returns whether work is left. The same steps, times and answers as the SimPy
         process; a static-routing cluster runs each of its instances this way, one after the other."""
         if self._solo is None:
-            if not self._closed:
-                raise RuntimeError(f"instance {self.index}: advance() needs a closed instance")
+            if not (self._closed or self.self_fed):
+                raise RuntimeError(f"instance {self.index}: advance() needs a closed or self-fed instance")
             self.solo_now = int(self.env.now)
             self._solo = self._steps(self.solo_now)
             try:
@@ -246,21 +251,22 @@ class Instance:
             self._admit_entered(prev_start if lookback and prev_start >= 0 and sched.has_work else now)
             if not sched.has_work:
                 nxt = self._next_enter()
-                if nxt is None and self._closed:
+                fed = self._closed or self.self_fed  # no push can come while this instance is idle
+                if nxt is None and fed:
                     return
-                if self._closed:
-                    now = yield nxt - now
+                if fed:
+                    now = self.now_us = yield nxt - now
                 else:
                     self.wait_until = nxt
-                    now = yield None
+                    now = self.now_us = yield None
                 prev_start = -1
                 continue
-            if self.macro_steps and self._closed and not sched.waiting and not sched.prefilling:
+            if self.macro_steps and (self._closed or self.self_fed) and not sched.waiting and not sched.prefilling:
                 total = self._stretch(now, last, lookback)
                 if total:
                     last = self._stretch_last
                     prev_start = now + total - last
-                    now = yield total
+                    now = self.now_us = yield total
                     sched.update_from_output()
                     continue
             batch = sched.schedule()
@@ -277,7 +283,7 @@ class Instance:
                       sched.step_preemptions, len(sched.waiting))
             prev_start = now
             last = duration
-            now = yield duration
+            now = self.now_us = yield duration
             sched.update_from_output()
 
     # ------------------------------------------------------------ stretches

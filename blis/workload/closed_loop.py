@@ -84,8 +84,11 @@ class ClosedLoop:
 
     def __init__(self, env: simpy.Environment, groups: Sequence[Group], schedule_us: Sequence[int],
                  response_us: Sequence[int], send: SendFn, rejected: Callable[[int], bool],
-                 on_all_sent: Callable[[], None], immediate: bool = False) -> None:
+                 on_all_sent: Callable[[], None], immediate: bool = False,
+                 clock: Callable[[], int] | None = None) -> None:
         self.env = env
+        # the simulated time now (us): the environment's, or the clock of the one instance it feeds
+        self.clock = clock if clock is not None else (lambda: env.now)
         self.groups = list(groups)
         self.schedule = list(schedule_us)
         self.response = list(response_us)
@@ -130,7 +133,7 @@ class ClosedLoop:
         pos = group.pos
         if group.users is None or pos >= len(reqs):
             return
-        ready = self.env.now + group.think_us + (0 if self.rejected(idx) else self.response[idx])
+        ready = self.clock() + group.think_us + (0 if self.rejected(idx) else self.response[idx])
         nxt = reqs[pos]
         group.pos = pos + 1
         at = self.schedule[nxt]
@@ -185,7 +188,7 @@ class LoopRun:
     changed. ``a2_us``: the latency model's per-output-token processing time (us)."""
 
     def __init__(self, env: simpy.Environment, requests: RequestTable, enter_us: np.ndarray, workload,
-                 a2_us: float, rejected: Callable[[int], bool]) -> None:
+                 a2_us: float, rejected: Callable[[int], bool], clock: Callable[[], int] | None = None) -> None:
         self.requests = requests.take(np.arange(len(requests)))
         self.enter_us = np.asarray(enter_us, dtype=np.int64).copy()
         req = self.requests
@@ -193,7 +196,7 @@ class LoopRun:
         self._delay = self.delay_us.tolist()
         self.loop = ClosedLoop(env, groups_for(workload, req), req.arrival_us.tolist(),
                                response_times_us(req.output_tokens, a2_us), self._send, rejected, self._all_sent,
-                               immediate=True)
+                               immediate=True, clock=clock)
         self.on_done = self.loop.on_done
         self.route: Callable[[int, int], None] | None = None
         self.close: Callable[[], None] | None = None
