@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import blis
+from tests._same_run import assert_same_run
 from blis.engine import instance as engine_instance
 from blis.engine import scheduler as engine_scheduler
 from blis.engine import timeline as engine_timeline
@@ -37,15 +38,6 @@ def _both(monkeypatch, cfg, table):
     return fast, slow, counted
 
 
-def _same(fast, slow):
-    assert fast.to_json() == slow.to_json()
-    for name, col in slow.step_columns.items():
-        assert np.array_equal(fast.step_columns[name], col), name
-    for name in ("scheduled_ms", "first_token_ms", "finish_ms"):
-        a, b = fast.request_columns[name], slow.request_columns[name]
-        assert np.array_equal(np.nan_to_num(a, nan=-1), np.nan_to_num(b, nan=-1)), name
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_single_instance_random(monkeypatch, seed):
     rng = np.random.default_rng(100 + seed)
@@ -57,7 +49,7 @@ def test_single_instance_random(monkeypatch, seed):
                                max_num_batched_tokens=int(rng.choice([256, 2048, 8192])))
     horizon = int(rng.integers(1_000_000, 20_000_000)) if seed in (2, 5) else None
     fast, slow, used = _both(monkeypatch, blis.SimConfig(**lm, engine=engine, horizon_us=horizon), _table(seed))
-    _same(fast, slow)
+    assert_same_run(fast, slow)
     assert used
 
 
@@ -66,7 +58,7 @@ def test_cluster(monkeypatch, routing):
     cfg = blis.ClusterConfig(**RF, engine=blis.EngineConfig(total_kv_blocks=400), num_instances=3, routing=routing,
                              horizon_us=25_000_000 if routing == "round-robin" else None)
     fast, slow, used = _both(monkeypatch, cfg, _table(7, n=120))
-    _same(fast, slow)
+    assert_same_run(fast, slow)
     assert used  # a dynamic router's instances use stretches once no more requests can be routed to them
 
 
@@ -79,7 +71,7 @@ def test_closed_loop(monkeypatch, case):
                          horizon_us=40_000_000 if case == 3 else None,
                          workload=blis.Workload.preset("chatbot", num_requests=80, seed=3 + case, **loop))
     fast, slow, used = _both(monkeypatch, cfg, None)
-    _same(fast, slow)
+    assert_same_run(fast, slow)
     assert used
 
 
@@ -102,7 +94,7 @@ def test_model_without_fast_path_falls_back_per_step(monkeypatch):
     monkeypatch.setattr(run_mod, "create_latency_model", create)
     cfg = blis.SimConfig(**BB, engine=blis.EngineConfig(total_kv_blocks=300))
     fast, slow, used = _both(monkeypatch, cfg, _table(11))
-    _same(fast, slow)
+    assert_same_run(fast, slow)
     assert used
 
 

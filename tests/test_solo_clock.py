@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import blis
+from tests._same_run import assert_same_run
 import blis.cluster.cluster as cluster_mod
 import blis.run as run_mod
 from blis.workload.request_table import RequestTable
@@ -37,15 +38,6 @@ def _run(monkeypatch, cfg, table, solo: bool, progress=None):
     return res, used
 
 
-def _same(a, b):
-    assert a.to_json() == b.to_json()
-    for name, col in b.step_columns.items():
-        assert np.array_equal(a.step_columns[name], col), name
-    for name in ("scheduled_ms", "first_token_ms", "finish_ms"):
-        x, y = a.request_columns[name], b.request_columns[name]
-        assert np.array_equal(np.nan_to_num(x, nan=-1), np.nan_to_num(y, nan=-1)), name
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_single_instance_same_as_simpy(monkeypatch, seed):
     rng = np.random.default_rng(200 + seed)
@@ -58,7 +50,7 @@ def test_single_instance_same_as_simpy(monkeypatch, seed):
     own, used = _run(monkeypatch, cfg, _table(seed), True, progress=fractions.append if seed % 2 else None)
     shared, _ = _run(monkeypatch, cfg, _table(seed), False)
     assert used == [True]
-    _same(own, shared)
+    assert_same_run(own, shared)
     if fractions:
         assert fractions == sorted(fractions) and fractions[-1] <= 1.0
 
@@ -70,7 +62,7 @@ def test_static_cluster_same_as_simpy(monkeypatch, horizon):
     own, used = _run(monkeypatch, cfg, _table(7, 200), True)
     shared, _ = _run(monkeypatch, cfg, _table(7, 200), False)
     assert used == [True]
-    _same(own, shared)
+    assert_same_run(own, shared)
 
 
 def test_dynamic_routing_stays_on_simpy(monkeypatch):
@@ -90,7 +82,7 @@ def test_closed_loop_on_one_instance_same_as_simpy(monkeypatch, case):
     own, used = _run(monkeypatch, cfg, None, True)
     shared, _ = _run(monkeypatch, cfg, None, False)
     assert used == [True]
-    _same(own, shared)
+    assert_same_run(own, shared)
     assert np.array_equal(own.request_columns["arrival_ms"], shared.request_columns["arrival_ms"])
 
 

@@ -162,6 +162,19 @@ def compute_precision(model: ModelSpec, hardware: HardwareSpec | None = None) ->
     return "bf16"
 
 
+def prefill_pairs(chunks) -> tuple[float, int, int]:
+    """Causal (query, key) pairs of a step's prompt chunks ``(new_tokens, context_before)``, the context
+    tokens before them and their new tokens (tokens)."""
+    pairs = 0.0
+    ctx = 0
+    new = 0
+    for n, c0 in chunks:
+        pairs += n * c0 + n * (n + 1) * 0.5
+        ctx += c0
+        new += n
+    return pairs, ctx, new
+
+
 class RooflineModel:
     """Roofline v1: analytic step time from model and hardware figures with fitted efficiencies."""
 
@@ -279,13 +292,7 @@ class RooflineModel:
                 t += g + elem * T + (ar_fixed + ar_tok * T)
             chunks = batch.prefill_chunks
             if chunks:
-                pairs = 0.0
-                ctx = 0
-                new = 0
-                for n, c0 in chunks:
-                    pairs += n * c0 + n * (n + 1) * 0.5
-                    ctx += c0
-                    new += n
+                pairs, ctx, new = prefill_pairs(chunks)
                 t += max(kv_read * (ctx + new) + new_tok * new, attn_pf * pairs) + prefill_fixed
             if D:
                 keys = batch.sum_decode_context + D
@@ -347,13 +354,7 @@ class RooflineModel:
         return self._ar_fixed + self._ar_tok * T
 
     def prefill_attention_us(self, chunks) -> float:
-        pairs = 0.0
-        ctx = 0
-        new = 0
-        for n, c0 in chunks:
-            pairs += n * c0 + n * (n + 1) * 0.5
-            ctx += c0
-            new += n
+        pairs, ctx, new = prefill_pairs(chunks)
         c = self._attn_pf * pairs
         m = self._kv_read * (ctx + new) + self._new_tok * new
         return max(m, c)
