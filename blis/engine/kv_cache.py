@@ -6,8 +6,9 @@ A block has no numeric id here. A *cached* block is named by its content key (a 
 vLLM's order: blocks never used come first, then blocks in the order they were freed, a request's blocks
 tail-first. Allocation pops from the front, evicting a cached block's key as it is reused (lazy eviction).
 
-The queue is a deque of *runs* (one list per release) so that freeing a request's blocks is one append and
-allocating n blocks slices lists in C rather than looping in Python.
+The queue is a deque of *runs* (one per release: a list of keys, or just a count when none of its blocks
+stays cached) so that freeing a request's blocks is one append and allocating n blocks slices lists in C, or
+subtracts, rather than looping in Python.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ class BlockPool:
         self.num_blocks = num_blocks
         self.num_free = num_blocks
         self._fresh = num_blocks  # never-used blocks, at the front of the free queue
-        self._runs: deque[list] = deque()  # released blocks, front = evicted first
+        # released blocks, front = evicted first: a list of keys (None: anonymous) per release, or a count
+        # where none of them stays cached
+        self._runs: deque = deque()
         self._cached: dict = {}  # key -> its run (list) while free | its reference count (int) while held
         self.hits = 0  # blocks served from the cache (prefix-cache hit counters)
         self.queries = 0  # blocks looked up
@@ -95,6 +98,14 @@ class BlockPool:
         cached = self._cached
         while n:
             run = runs[0]
+            if type(run) is int:  # anonymous blocks only: a count
+                if run <= n:
+                    runs.popleft()
+                    n -= run
+                else:
+                    runs[0] = run - n
+                    n = 0
+                continue
             if len(run) <= n:
                 runs.popleft()
                 taken = run
@@ -116,7 +127,18 @@ class BlockPool:
 
     def release(self, keys_tail_first: list, anonymous: int) -> None:
         """Give back a request's blocks: ``anonymous`` unkeyed blocks (its newest) then ``keys_tail_first``
-        (keys or None), appended to the back of the free queue in that order."""
+        (keys or None), appended to the back of the free queue in that order. A run of blocks none of which
+        stays cached is kept as a count (anonymous blocks are interchangeable)."""
+        runs = self._runs
+        if not any(keys_tail_first):  # nothing cached: a count
+            n = anonymous + len(keys_tail_first)
+            if n:
+                if runs and type(runs[-1]) is int:
+                    runs[-1] += n
+                else:
+                    runs.append(n)
+                self.num_free += n
+            return
         cached = self._cached
         run: list = [None] * anonymous
         freed = []
@@ -130,15 +152,17 @@ class BlockPool:
                 freed.append(key)
             else:
                 cached[key] = c
-        if run:
+        if freed:
             for key in freed:
                 cached[key] = run
-            self._runs.append(run)
+            runs.append(run)
             self.num_free += len(run)
+        elif run:
+            self.release([], len(run))
 
     def check(self) -> None:
         """Invariant check for tests: counts agree with the queue and reference counts."""
-        in_queue = self._fresh + sum(len(r) for r in self._runs)
+        in_queue = self._fresh + sum(r if type(r) is int else len(r) for r in self._runs)
         assert in_queue == self.num_free, (in_queue, self.num_free)
         assert 0 <= self.num_free <= self.num_blocks
         for key, v in self._cached.items():
