@@ -278,6 +278,7 @@ class RooflineModel:
         attn_pf, attn_df, kv_read, new_tok = self._attn_pf, self._attn_df, self._kv_read, self._new_tok
         lm_f, lm_w, lm_a = self._lm_f, self._lm_w, self._lm_a
 
+        # ``x if x > y else y`` is ``max(y, x)`` (the first of equals, as max keeps), without a call
         def step(batch: StepBatch) -> float:
             P = batch.num_prefill_tokens
             D = batch.num_decode_tokens
@@ -288,18 +289,24 @@ class RooflineModel:
                 for cp, cd, mw, ma in dense:
                     c = cp * P + cd * D
                     m = mw + ma * T
-                    g += max(m, c)
+                    g += c if c > m else m
                 t += g + elem * T + (ar_fixed + ar_tok * T)
             chunks = batch.prefill_chunks
             if chunks:
                 pairs, ctx, new = prefill_pairs(chunks)
-                t += max(kv_read * (ctx + new) + new_tok * new, attn_pf * pairs) + prefill_fixed
+                m = kv_read * (ctx + new) + new_tok * new
+                c = attn_pf * pairs
+                t += (c if c > m else m) + prefill_fixed
             if D:
                 keys = batch.sum_decode_context + D
-                t += max(kv_read * keys + new_tok * D, attn_df * keys)
+                m = kv_read * keys + new_tok * D
+                c = attn_df * keys
+                t += c if c > m else m
             S = batch.num_sampled
             if S:
-                t += max(lm_w + lm_a * S, lm_f * S)
+                m = lm_w + lm_a * S
+                c = lm_f * S
+                t += c if c > m else m
             return t
 
         return step
@@ -325,7 +332,8 @@ class RooflineModel:
         kv, af = self._kv_read, self._attn_df
         first = sum_context + D
         if n <= 48:
-            return [round((t + max(kv * keys + new, af * keys)) + lm) for keys in range(first, first + n * D, D)]
+            return [round((t + (c if (m := kv * keys + new) < (c := af * keys) else m)) + lm)
+                    for keys in range(first, first + n * D, D)]
         import numpy as np
 
         keys = first + D * np.arange(n, dtype=np.float64)
