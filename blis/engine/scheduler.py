@@ -29,7 +29,7 @@ from blis.latency.base import StepBatch
 
 
 def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
+    return -(-a // b)  # (inlined as -(-a // b) on the hot paths)
 
 
 class Scheduler:
@@ -116,7 +116,7 @@ class Scheduler:
                 want = prefill_chunk(r.num_tokens - r.num_computed_tokens, thr, token_budget)
                 wants.append(want)
                 demand += want
-                need += _cdiv(r.num_computed_tokens + want, B) - len(r.keys)
+                need += -(-(r.num_computed_tokens + want) // B) - len(r.keys)
         if demand <= token_budget and need <= pool.num_free:
             if prefilling:
                 for r, want in zip(prefilling, wants):
@@ -149,7 +149,7 @@ class Scheduler:
         B = self.B
         start = r.num_computed_tokens
         end = start + n
-        new_blocks = _cdiv(end, B) - len(r.keys)
+        new_blocks = -(-end // B) - len(r.keys)
         if new_blocks > 0:
             self.pool.allocate(new_blocks)
             r.keys.extend([None] * new_blocks)
@@ -255,10 +255,10 @@ class Scheduler:
             if r.preloaded:  # KV received from a prefill instance: no compute, fresh blocks
                 hit_tokens = r.preloaded
             else:
-                pool.count_lookup((r.num_tokens - 1) // B)
+                pool.queries += (r.num_tokens - 1) // B  # `BlockPool.count_lookup`, inlined
                 hit_tokens = hit_blocks * B
             new = prefill_chunk(r.num_tokens - hit_tokens, thr, token_budget)
-            need = _cdiv(hit_tokens + new, B) - hit_blocks + free_hits
+            need = -(-(hit_tokens + new) // B) - hit_blocks + free_hits
             if need > pool.num_free:
                 break
             waiting.popleft()
@@ -433,7 +433,7 @@ class Scheduler:
         del self.running[r]
         if r.keyed and not self.bk.is_parent[r.idx]:
             r.keyed = False  # its output blocks will never be looked up: keep them anonymous
-        held = _cdiv(kv_tokens, self.B)
+        held = -(-kv_tokens // self.B)
         self._release(r, kv_tokens, held)
         r.status = FINISHED
         self._close_segment(r, k)
