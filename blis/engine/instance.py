@@ -241,7 +241,8 @@ class Instance:
         pool = sched.pool
         sched_us = self._sched_us
         preempt_us = self._preempt_us
-        step_time = model.step_time_us
+        fast = getattr(model, "step_time_fn", None)  # optional: step_time_us as one plain function
+        step_time = fast() if fast is not None else model.step_time_us
         # With async scheduling (vLLM >= 0.14 default) step k+1 is scheduled when step k is launched, so a
         # request that entered while step k ran can first join step k+2: admission looks back one step.
         lookback = self.engine.async_scheduling

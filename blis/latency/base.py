@@ -62,6 +62,8 @@ class LatencyModel(Protocol):
     (no prefill; ``num_decode`` decodes, all sampling; step i with ``sum_decode_context = sum_context + i *
     num_decode``), exactly what ``step_time_us`` gives for each. The engine uses it to advance decode-only
     stretches at once (issue #17); without it (or when it returns None) it asks ``step_time_us`` per step.
+    Also optional: ``step_time_fn() -> Callable[[StepBatch], int]``, ``step_time_us`` as one plain function
+    that the engine binds once per run (saves a method call per step).
     """
 
     name: str

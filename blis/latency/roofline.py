@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from blis.errors import BlisInputError
 from blis.latency.base import StepBatch, register_latency_model
@@ -252,10 +252,15 @@ class RooflineModel:
 
     # --- the LatencyModel protocol ---------------------------------------------------------------
     def step_time_us(self, batch: StepBatch) -> int:
+        return self.step_time_fn()(batch)
+
+    def step_time_fn(self) -> Callable[[StepBatch], int]:
+        """``step_time_us`` as one plain function (the optional fast path of `blis.latency.base`): the engine
+        binds it once per run instead of calling the method every step."""
         fused = self._fused
         if fused is None:
             fused = self._fused = self._fuse()
-        return round(fused(batch))
+        return fused
 
     def _own_formula(self) -> bool:
         """Whether the step time is this class's own composition, untouched (the fast paths' condition)."""
@@ -265,12 +270,14 @@ class RooflineModel:
                 and "step_time_float_us" not in self.__dict__ and type(self._composition) is StepComposition
                 and self._composition.k is self)
 
-    def _fuse(self):
-        """`step_time_float_us` as one closure over the model's constants (the issue #17 hot path): the same
-        float operations in the same order as `StepComposition` over this class's kernel methods, so every
-        step time is identical; the composition itself where the formula is not this class's own."""
+    def _fuse(self, rounded: bool = True):
+        """`step_time_us` as one closure over the model's constants (the issue #17 hot path): the same float
+        operations in the same order as `StepComposition` over this class's kernel methods, so every step
+        time is identical (``rounded=False``: the float before rounding, for the test that checks this); the
+        composition itself where the formula is not this class's own."""
         if not self._own_formula() or self._expert or type(self) is not RooflineModel:
-            return self.step_time_float_us
+            float_us = self.step_time_float_us
+            return (lambda batch: round(float_us(batch))) if rounded else float_us
         comp = self._composition
         fixed, prefill_fixed = comp.fixed_us, comp.prefill_fixed_us
         dense = self._dense
@@ -293,7 +300,11 @@ class RooflineModel:
                 t += g + elem * T + (ar_fixed + ar_tok * T)
             chunks = batch.prefill_chunks
             if chunks:
-                pairs, ctx, new = prefill_pairs(chunks)
+                if len(chunks) == 1:  # `prefill_pairs` of one chunk (0.0 + x is x)
+                    new, ctx = chunks[0]
+                    pairs = new * ctx + new * (new + 1) * 0.5
+                else:
+                    pairs, ctx, new = prefill_pairs(chunks)
                 m = kv_read * (ctx + new) + new_tok * new
                 c = attn_pf * pairs
                 t += (c if c > m else m) + prefill_fixed
@@ -307,7 +318,7 @@ class RooflineModel:
                 m = lm_w + lm_a * S
                 c = lm_f * S
                 t += c if c > m else m
-            return t
+            return round(t) if rounded else t
 
         return step
 
