@@ -13,7 +13,7 @@ import sys
 
 from pydantic import ValidationError
 
-from blis.commands import COMMAND_MODULES
+from blis.commands import COMMANDS
 from blis.errors import BlisInputError, format_validation_error, one_line
 
 __all__ = ["build_parser", "format_validation_error", "main"]
@@ -29,20 +29,27 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or, when ``command`` names one, of that one alone with the others
+    listed by name and help only (what ``main`` parses with: flags are built for the command that runs)."""
     parser = _Parser(
         prog="blis",
         description="Simulate LLM inference serving: vLLM-V1-style instances, pluggable latency models.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"blis.commands.{name}").register(sub)
+    for name, (module, help_text) in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"blis.commands.{module}").register(sub)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the command is the first argument (the top level has no options besides --help)
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a flag error (2, already reported)

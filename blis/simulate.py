@@ -21,9 +21,11 @@ def simulate(config: Union[SimConfig, "ClusterConfig"], requests: Optional[Reque
              progress: Optional[ProgressFn] = None) -> SimResult:
     """Simulate ``config``: one serving instance, or a cluster when it is a `blis.ClusterConfig`
     (``requests`` replaces ``config.workload``; ``progress(fraction)`` is called as the run advances)."""
-    from blis.cluster import ClusterConfig, simulate_cluster
+    from blis.cluster.config import ClusterConfig
 
     if isinstance(config, ClusterConfig):
+        from blis.cluster.cluster import simulate_cluster  # not imported by a single-instance run
+
         return simulate_cluster(config, requests, progress)
     if not isinstance(config, SimConfig):
         raise TypeError(f"simulate needs a blis.SimConfig or blis.ClusterConfig, not {type(config).__name__}")

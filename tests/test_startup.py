@@ -1,0 +1,105 @@
+"""Fast start (issue #17): what the README's first command and `import blis` load, the CLI's one-command parser,
+and the JSON copies of the shipped YAML files. Speed itself is measured by bench/startup.py, not here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from blis._files import COMPACT_FILE, read_shipped_yaml
+from blis.cli import build_parser
+from blis.commands import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[1]
+COEFFS = ROOT / "blis" / "latency" / "coefficients"
+# never needed by a single-instance run: optional extras, other subcommands, the cluster path, the YAML parser
+NOT_ON_THE_RUN_PATH = ("yaml", "pandas", "rich", "scipy", "matplotlib", "plotly", "fastapi", "ray",
+                       "blis.cluster.cluster", "blis.plan", "blis.web", "blis.traces", "blis.calibrate",
+                       "blis.commands.plan", "blis.commands.roofline", "blis.commands.kernels", "kernels_bench")
+
+
+def _modules_after(code: str) -> set[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json\nsys.__stdout__.write("
+                          "'\\nMODULES ' + json.dumps(sorted(sys.modules)))"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out.rsplit("MODULES ", 1)[1]))
+
+
+def _loaded(modules: set[str], names) -> list[str]:
+    return [n for n in names if any(m == n or m.startswith(n + ".") for m in modules)]
+
+
+def test_the_readme_command_loads_nothing_it_does_not_use():
+    mods = _modules_after("from blis.cli import main\n"
+                          "assert main(['run', '--workload', 'chatbot', '--rate', '10', '--num-requests', '5']) == 0")
+    assert "blis.engine" in mods and "blis.latency.fidelity" in mods  # it did run, and said how far to trust it
+    assert _loaded(mods, NOT_ON_THE_RUN_PATH) == []
+
+
+def test_import_blis_is_light_and_the_lazy_names_still_resolve():
+    mods = _modules_after("import blis")
+    assert _loaded(mods, NOT_ON_THE_RUN_PATH + ("blis.cli", "blis.commands", "blis.cluster", "blis.sweep")) == []
+    import blis
+
+    assert blis.ClusterConfig.__name__ == "ClusterConfig" and callable(blis.simulate_cluster)
+    assert blis.ClusterConfig(num_instances=2).num_instances == 2  # its validator is built on first use
+
+
+def _sub(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def test_the_command_table_matches_what_each_command_registers():
+    full = _sub(build_parser())
+    assert list(full.choices) == list(COMMANDS)
+    assert {a.dest: a.help for a in full._choices_actions} == {name: h for name, (_, h) in COMMANDS.items()}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_one_command_parser_says_and_parses_the_same(command):
+    full, one = build_parser(), build_parser(command)
+    assert one.format_help() == full.format_help()  # `blis --help`'s listing
+    assert _sub(one).choices[command].format_help() == _sub(full).choices[command].format_help()
+
+
+def test_every_compact_copy_is_current():
+    """The JSON copies must be regenerated when a shipped YAML changes: python -m tools.compact_yaml."""
+    compact = json.loads((COEFFS / COMPACT_FILE).read_text())
+    for path in sorted(COEFFS.glob("*.yaml")):
+        assert path.name in compact, f"{path.name} has no copy; run python -m tools.compact_yaml"
+        want = yaml.safe_load(path.read_text())
+        assert read_shipped_yaml(path) == want, f"{path.name}: stale copy; run python -m tools.compact_yaml"
+    from tools.compact_yaml import main
+
+    assert main(["--check"]) == 0
+
+
+def test_a_stale_or_missing_copy_falls_back_to_the_yaml(tmp_path):
+    doc = tmp_path / "table.yaml"
+    doc.write_text("# a comment\n- {model: m, cv_loss: {0.03: 1.5, 3.0: 2.5}}\n")
+    want = [{"model": "m", "cv_loss": {0.03: 1.5, 3.0: 2.5}}]
+    assert read_shipped_yaml(doc) == want  # no copy at all
+    (tmp_path / COMPACT_FILE).write_text(json.dumps({"table.yaml": {"sha256": "0" * 64, "data": []}}))
+    assert read_shipped_yaml(doc) == want  # a copy of another text
+    (tmp_path / COMPACT_FILE).write_text("{not json")
+    assert read_shipped_yaml(doc) == want
+
+
+def test_a_current_copy_is_used_and_keeps_non_string_keys(tmp_path, monkeypatch):
+    from tools import compact_yaml
+
+    doc = tmp_path / "table.yaml"
+    doc.write_text("- {model: m, cv_loss: {0.03: 1.5, 3.0: 2.5}, tp: 1}\n")
+    monkeypatch.setattr(compact_yaml, "FOLDERS", (tmp_path,))
+    assert compact_yaml.main([]) == 0
+    assert compact_yaml.main(["--check"]) == 0
+    monkeypatch.setitem(sys.modules, "yaml", None)  # the copy is read without the YAML parser
+    assert read_shipped_yaml(doc) == [{"model": "m", "cv_loss": {0.03: 1.5, 3.0: 2.5}, "tp": 1}]
