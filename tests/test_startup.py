@@ -1,21 +1,27 @@
 """Fast start (issue #17): what the README's first command and `import blis` load, the CLI's one-command parser,
-and the JSON copies of the shipped YAML files. Speed itself is measured by bench/startup.py, not here."""
+the JSON copies of the shipped YAML files, and the percentiles and median computed without numpy.ma. Speed
+itself is measured by bench/startup.py, not here."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blis._files import COMPACT_FILE, read_shipped_yaml
 from blis.cli import build_parser
 from blis.commands import COMMANDS
+from blis.metrics import PERCENTILES, median, percentiles
 
 ROOT = Path(__file__).resolve().parents[1]
 COEFFS = ROOT / "blis" / "latency" / "coefficients"
@@ -42,6 +48,8 @@ def test_the_readme_command_loads_nothing_it_does_not_use():
                           "assert main(['run', '--workload', 'chatbot', '--rate', '10', '--num-requests', '5']) == 0")
     assert "blis.engine" in mods and "blis.latency.fidelity" in mods  # it did run, and said how far to trust it
     assert _loaded(mods, NOT_ON_THE_RUN_PATH) == []
+    if "numpy.ma" not in _modules_after("import numpy"):  # numpy 2 loads it on first use only
+        assert "numpy.ma" not in mods
 
 
 def test_import_blis_is_light_and_the_lazy_names_still_resolve():
@@ -103,3 +111,36 @@ def test_a_current_copy_is_used_and_keeps_non_string_keys(tmp_path, monkeypatch)
     assert compact_yaml.main(["--check"]) == 0
     monkeypatch.setitem(sys.modules, "yaml", None)  # the copy is read without the YAML parser
     assert read_shipped_yaml(doc) == [{"model": "m", "cv_loss": {0.03: 1.5, 3.0: 2.5}, "tp": 1}]
+
+
+# --- percentiles and median without np.percentile / np.median (their numpy.ma import) -------------------------
+_values = st.one_of(
+    st.lists(st.integers(-10**9, 10**9), min_size=1, max_size=300).map(lambda v: np.array(v, dtype=np.int64)),
+    st.lists(st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False), min_size=1, max_size=300)
+    .map(np.array),
+    st.lists(st.sampled_from([0.0, 1.5, 2.0, 1e6]), min_size=1, max_size=50).map(np.array),
+)
+_ps = st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=6).map(tuple)
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=_values, ps=st.one_of(st.just(PERCENTILES), _ps))
+def test_percentiles_are_numpys_to_the_bit(values, ps):
+    assert percentiles(values, ps) == [float(x) for x in np.percentile(values, ps)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=_values)
+def test_median_is_numpys_to_the_bit(values):
+    values = values.astype(np.float64)
+    assert median(values) == float(np.median(values))
+
+
+def test_percentiles_and_median_of_hand_cases():
+    assert all(math.isnan(x) for x in percentiles(np.array([], dtype=np.int64)))
+    assert percentiles(np.array([7])) == [7.0] * 4
+    assert percentiles(np.array([0, 10]), (0, 50, 95, 100)) == [0.0, 5.0, 9.5, 10.0]
+    assert percentiles(np.array([1, 2, 3, 4]), (50,)) == [2.5]  # index 1.5 between 2 and 3
+    assert all(math.isnan(x) for x in percentiles(np.array([1.0, np.nan, 3.0])))
+    assert median(np.array([3.0, 1.0, 2.0])) == 2.0 and median(np.array([4.0, 1.0, 2.0, 3.0])) == 2.5
+    assert math.isnan(median(np.array([1.0, np.nan])))
