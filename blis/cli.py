@@ -41,8 +41,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         if command is None or name == command:
             importlib.import_module(f"blis.commands.{module}").register(sub)
-        else:
-            sub.add_parser(name, help=help_text)
+        else:  # listed only: never parses (main gives it argv only when it is the command)
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
