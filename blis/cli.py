@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 
@@ -16,7 +17,9 @@ from pydantic import ValidationError
 from blis.commands import COMMANDS
 from blis.errors import BlisInputError, format_validation_error, one_line
 
-__all__ = ["build_parser", "format_validation_error", "main"]
+__all__ = ["build_parser", "console", "format_validation_error", "main"]
+# the thread counts OpenBLAS (numpy's BLAS) reads when it loads
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,3 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("blis: interrupted\n")
         return 130
     return 2
+
+
+def console() -> int:
+    """The ``blis`` command and ``python -m blis``: `main` in a process of its own.
+
+    blis does no heavy linear algebra, yet numpy's OpenBLAS starts a thread per core when numpy loads (20-60 ms
+    of a short run on a 2-core machine, more on a big one), so the command asks for one thread, unless the user
+    set a count or numpy is already loaded. Child processes (calibration workers, local Ray workers) inherit it.
+    """
+    if "numpy" not in sys.modules and not any(v in os.environ for v in BLAS_THREAD_VARIABLES):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    return main()

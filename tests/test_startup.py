@@ -52,13 +52,35 @@ def test_the_readme_command_loads_nothing_it_does_not_use():
         assert "numpy.ma" not in mods
 
 
-def test_import_blis_is_light_and_the_lazy_names_still_resolve():
+def test_import_blis_loads_nothing_heavy_and_every_name_still_resolves():
     mods = _modules_after("import blis")
-    assert _loaded(mods, NOT_ON_THE_RUN_PATH + ("blis.cli", "blis.commands", "blis.cluster", "blis.sweep")) == []
+    assert _loaded(mods, NOT_ON_THE_RUN_PATH + ("numpy", "pydantic", "blis.config", "blis.cli", "blis.cluster")) == []
+    names = _modules_after("import blis, json\nprint(json.dumps({n: type(getattr(blis, n)).__name__ "
+                           "for n in blis.__all__}))\nimport blis.simulate, blis.config, blis.workload\n"
+                           "assert callable(blis.simulate) and blis.config.SimConfig is blis.SimConfig\n"
+                           "assert blis.workload.spec.Workload is blis.Workload")
+    assert {"blis.config", "blis.cluster.config", "blis.sweep", "blis.plan"} <= names
     import blis
 
-    assert blis.ClusterConfig.__name__ == "ClusterConfig" and callable(blis.simulate_cluster)
+    assert blis.simulate.__module__ == "blis.simulate" and callable(blis.simulate)  # the function, not the module
     assert blis.ClusterConfig(num_instances=2).num_instances == 2  # its validator is built on first use
+    with pytest.raises(AttributeError):
+        blis.no_such_name  # noqa: B018
+
+
+def test_the_command_asks_for_one_blas_thread_unless_told(monkeypatch):
+    import types
+
+    from blis import cli
+
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    monkeypatch.setattr(cli, "sys", types.SimpleNamespace(modules={}))  # as in a fresh process: numpy not loaded
+    for var in cli.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    assert cli.console() == 0 and os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user's choice stands
+    assert cli.console() == 0 and "OPENBLAS_NUM_THREADS" not in os.environ
 
 
 def _sub(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
