@@ -8,7 +8,8 @@
 CPU time is the child's user + system time (``resource.getrusage(RUSAGE_CHILDREN)``), steadier than wall time on
 a shared machine; the load average is printed beside the numbers. Byte-code is cached as on a user's machine (the
 warm-up run writes it even where PYTHONDONTWRITEBYTECODE is set). The floor printed below is the same interpreter
-importing only numpy and pydantic, what blis cannot start without. ``--root`` measures another checkout (before
+importing only numpy (with one OpenBLAS thread, as the blis command asks) and pydantic, what blis cannot start
+without. ``--root`` measures another checkout (before
 and after a change: run both, interleaved if the machine is shared).
 """
 
@@ -49,15 +50,16 @@ def main() -> None:
     floor = [sys.executable, "-c", "import numpy, pydantic"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(args.root.resolve())
+    floor_env = dict(env, OPENBLAS_NUM_THREADS=env.get("OPENBLAS_NUM_THREADS", "1"))
     once(argv, env, args.root)  # warm the file cache and byte-code
-    once(floor, env, args.root)
+    once(floor, floor_env, args.root)
     walls, cpus, floors = [], [], []
     load0 = os.getloadavg()[0]
     for _ in range(args.runs):
         w, c = once(argv, env, args.root)
         walls.append(w)
         cpus.append(c)
-        floors.append(once(floor, env, args.root)[0])
+        floors.append(once(floor, floor_env, args.root)[0])
     print(f"command: {args.command}  ({args.runs} runs, {os.cpu_count()} cpus, load average {load0:.2f} -> "
           f"{os.getloadavg()[0]:.2f})")
     print(f"wall: median {statistics.median(walls):.3f} s (min {min(walls):.3f}, max {max(walls):.3f})")
