@@ -1,5 +1,5 @@
 import sys
 
-from blis.cli import main
+from blis.cli import console
 
-sys.exit(main())
+sys.exit(console())

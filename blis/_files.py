@@ -75,6 +75,37 @@ def read_yaml(path: str | Path, what: str | None = None) -> Any:
     return parse_yaml(read_text(path, what), _prefix(what, Path(path)))
 
 
+COMPACT_FILE = "_compact.json"  # precomputed JSON copies of the YAML files of a shipped folder
+COMPACT_PAIRS = "__pairs__"  # a YAML mapping with non-string keys, in JSON: {"__pairs__": [[key, value], ...]}
+
+
+def _compact_mapping(obj: dict) -> Any:
+    return dict(map(tuple, obj[COMPACT_PAIRS])) if len(obj) == 1 and COMPACT_PAIRS in obj else obj
+
+
+def read_shipped_yaml(path: str | Path) -> Any:
+    """The data of a YAML file shipped inside blis (trusted, checked by the tests).
+
+    Read from the JSON copy in ``_compact.json`` beside it (written by ``python -m tools.compact_yaml``) when
+    that copy was made from this very text (its SHA-256 matches), so a run needs no YAML parser: importing
+    PyYAML and parsing cost more than the rest of a small run's start-up after numpy and pydantic. The YAML
+    stays the source of truth: an edited file without a fresh copy is parsed (libyaml's C parser when built).
+    """
+    import hashlib
+
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        entry = json.loads((path.parent / COMPACT_FILE).read_bytes(), object_hook=_compact_mapping).get(path.name)
+    except (OSError, ValueError, AttributeError):
+        entry = None
+    if isinstance(entry, dict) and entry.get("sha256") == hashlib.sha256(raw).hexdigest() and "data" in entry:
+        return entry["data"]
+    import yaml
+
+    return yaml.load(raw.decode("utf-8-sig"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def read_structured(path: str | Path, what: str | None = None) -> Any:
     """JSON when the name ends in .json, else YAML (a superset of JSON)."""
     return read_json(path, what) if Path(path).suffix.lower() == ".json" else read_yaml(path, what)

@@ -48,7 +48,8 @@ class ServingConfig(BaseModel):
     """Fields every run has: the instance type (model on some hardware, engine, latency model), the workload
     and the horizon. `SimConfig` (one instance) and `blis.ClusterConfig` (many) are both made of these."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    # defer_build: validators are built on first use, so a single-instance run never builds ClusterConfig's
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), defer_build=True)
 
     model: str = Field("llama-2-7b", min_length=1, description="registry name or HuggingFace id")
     hardware: str = Field("H100", min_length=1, description="GPU name, e.g. H100, H200, A100-80GB")

@@ -8,6 +8,8 @@ TPOT = (E2E - TTFT) / (O - 1); ITL = every gap between consecutive tokens, poole
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
@@ -15,10 +17,42 @@ DENSE_RANGE = 50_000_000  # ITL: distinct step durations summed in a dense array
 
 
 def percentiles(values: np.ndarray, ps=PERCENTILES) -> list[float]:
-    """Percentiles with linear interpolation (numpy's default); NaN for no data."""
-    if len(values) == 0:
+    """Percentiles with linear interpolation (numpy's default); NaN for no data.
+
+    The numbers ``np.percentile(values, ps)`` gives, by numpy's own arithmetic step for step (the indexes
+    ``(n - 1) * p / 100``, the last value beyond the last index, its two-sided interpolation, NaN when the data
+    has one), without np.percentile itself: numpy 2 imports numpy.ma inside it, ~7 ms of a small CLI run."""
+    values = np.asarray(values)
+    n = len(values)
+    if n == 0:
         return [float("nan")] * len(ps)
-    return [float(v) for v in np.percentile(values, ps)]
+    if values.dtype.kind in "fc" and np.isnan(values).any():
+        return [float("nan")] * len(ps)
+    at = [(n - 1) * (p / 100) for p in ps]  # virtual indexes into the sorted data
+    lo = [math.floor(x) if x < n - 1 else -1 for x in at]  # the neighbours: -1 = the last value
+    hi = [i + 1 if i >= 0 else -1 for i in lo]
+    part = np.partition(values, sorted({i % n for i in lo + hi}))
+    out = []
+    for x, i, j in zip(at, lo, hi):
+        a, b = part[i], part[j]
+        t = x - i  # numpy's weight, from the neighbour's index (-1 included)
+        d = b - a
+        out.append(float(b - d * (1 - t) if t >= 0.5 else a + d * t))
+    return out
+
+
+def median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D float array, by its arithmetic (the middle value, or the mean of the two middle
+    ones; NaN when the data has one), without its numpy.ma import (see `percentiles`)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if n == 0:
+        return float("nan")
+    k = n // 2
+    part = np.partition(values, [k - 1, k, n - 1] if n % 2 == 0 else [k, n - 1])
+    if np.isnan(part[-1]):
+        return float("nan")
+    return float((part[k - 1] + part[k]) / 2.0 if n % 2 == 0 else part[k])
 
 
 def weighted_percentiles(values: np.ndarray, counts: np.ndarray, ps=PERCENTILES) -> list[float]:

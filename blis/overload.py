@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from blis.metrics import median
+
 MIN_REQUESTS = 8
 MIN_LAST_WAIT_S = 1.0
 GROWTH_FACTOR = 2.0
@@ -47,6 +49,6 @@ def detect(arrival_us: np.ndarray, scheduled_us: np.ndarray, finish_us: np.ndarr
     }
     if n >= MIN_REQUESTS:
         q = n // 4
-        first, last = float(np.median(wait_s[:q])), float(np.median(wait_s[-q:]))
+        first, last = median(wait_s[:q]), median(wait_s[-q:])
         out["overloaded"] = bool(last >= MIN_LAST_WAIT_S and last >= GROWTH_FACTOR * first + GROWTH_SLACK_S)
     return out

@@ -25,6 +25,7 @@ import yaml
 from blis.calibrate import CalibrationSettings, calibrate
 from blis.calibrate.crossval import table
 from blis.traces import find_runs, load_run
+from tools import compact_yaml
 
 COEFF = Path(__file__).resolve().parents[1] / "blis" / "latency" / "coefficients"
 SOURCE = "shared/data/traces/h100-vllm-v1 (inference-sim/training c4f0340, H100 SXM, vLLM V1)"
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = {**docs[0], "command": " ; ".join(d["command"] for d in docs),
                "results": [r for d in docs for r in d["results"]]}
         Path(args.record).write_text(HEADER + yaml.safe_dump(doc, sort_keys=False, width=200))
-        return 0
+        return compact_yaml.main([])  # the JSON copies blis reads at start-up
     runs = [load_run(p) for p in find_runs([args.traces])]
     settings = CalibrationSettings(max_evals=args.max_evals, windows_per_run=args.windows_per_run)
     penalties = [float(x) for x in args.penalty.split(",")]
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.record)
         out.write_text(HEADER + yaml.safe_dump(record, sort_keys=False, width=200))
         say(f"wrote {out}")
+        return compact_yaml.main([])  # the JSON copies blis reads at start-up
     return 0
 
 

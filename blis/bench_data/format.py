@@ -89,7 +89,7 @@ def bytes_gemm(m: float, k: float, n: float, dtype: str) -> float:
 class Provenance(BaseModel):
     """``provenance.json``: where and how the tables of one GPU folder were measured."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built when a table is read
 
     gpu: str = Field(..., min_length=1, description="folder name / hardware name, e.g. 'h100'")
     device: str = Field(..., min_length=1, description="device name as the driver reports it")

@@ -33,7 +33,7 @@ class PoolConfig(BaseModel):
     ``role``: "mixed" (prefill and decode), or "prefill"/"decode" for disaggregation.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), defer_build=True)
 
     name: str = Field("", description="label in the per-instance breakdown; empty = pool<i>")
     count: int = Field(1, ge=1, le=4096, description="instances in this pool")

@@ -64,10 +64,10 @@ class BlackboxModel:
 
 def load_coefficient_table() -> list[dict]:
     """Entries of the shipped table (`blis/latency/coefficients/blackbox.yaml`)."""
-    import yaml  # only runs that look coefficients up pay for the parser
+    from blis._files import read_shipped_yaml  # its JSON copy: no YAML parser on the run path
 
-    text = resources.files("blis.latency").joinpath("coefficients/blackbox.yaml").read_text()
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or []  # C parser when built
+    with resources.as_file(resources.files("blis.latency").joinpath("coefficients/blackbox.yaml")) as path:
+        return read_shipped_yaml(path) or []
 
 
 def canonical_model_name(name: str) -> str:

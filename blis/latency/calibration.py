@@ -119,8 +119,10 @@ def _match(entries: list, model: str, hardware: str, tp: int) -> dict | None:
 
 def shipped_roofline_refit(model: str, hardware: str, tp: int) -> dict | None:
     """The shipped roofline refit for this exact setup (``coefficients/roofline_models.yaml``), or None."""
+    from blis._files import read_shipped_yaml
+
     path = COEFF_DIR / "roofline_models.yaml"
-    return _match(_read(str(path)), model, hardware, tp) if path.is_file() else None
+    return _match(read_shipped_yaml(path), model, hardware, tp) if path.is_file() else None
 
 
 def roofline_overrides(config: SimConfig) -> tuple[dict, str]:

@@ -35,12 +35,12 @@ USER = "user calibration (not validated by blis)"
 
 @functools.lru_cache(maxsize=4)
 def _records(path: str) -> tuple:
-    import yaml
+    from blis._files import read_shipped_yaml
 
     p = Path(path)
     if not p.is_file():
         return ()
-    return tuple((yaml.safe_load(p.read_text()) or {}).get("results", []))
+    return tuple((read_shipped_yaml(p) or {}).get("results", []))
 
 
 def _same_setup(rec: dict, model: str, hardware: str, tp: int) -> bool:
