@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from blis.errors import BlisInputError
 from blis.latency.base import StepBatch, register_latency_model
 from blis.latency.composition import StepComposition
+from blis.latency.roofline_fast import fused_step, prefill_pairs
 from blis.physics.hardware import HardwareSpec, get_hardware, load_hardware_file
 from blis.physics.model_spec import ModelSpec, check_ep, check_tp, model_for_config
 from blis.physics.step_cost import (
@@ -162,19 +163,6 @@ def compute_precision(model: ModelSpec, hardware: HardwareSpec | None = None) ->
     return "bf16"
 
 
-def prefill_pairs(chunks) -> tuple[float, int, int]:
-    """Causal (query, key) pairs of a step's prompt chunks ``(new_tokens, context_before)``, the context
-    tokens before them and their new tokens (tokens)."""
-    pairs = 0.0
-    ctx = 0
-    new = 0
-    for n, c0 in chunks:
-        pairs += n * c0 + n * (n + 1) * 0.5
-        ctx += c0
-        new += n
-    return pairs, ctx, new
-
-
 class RooflineModel:
     """Roofline v1: analytic step time from model and hardware figures with fitted efficiencies."""
 
@@ -271,56 +259,13 @@ class RooflineModel:
                 and self._composition.k is self)
 
     def _fuse(self, rounded: bool = True):
-        """`step_time_us` as one closure over the model's constants (the issue #17 hot path): the same float
-        operations in the same order as `StepComposition` over this class's kernel methods, so every step
-        time is identical (``rounded=False``: the float before rounding, for the test that checks this); the
-        composition itself where the formula is not this class's own."""
+        """`step_time_us` as one closure over the model's constants (`blis.latency.roofline_fast.fused_step`);
+        ``rounded=False``: the float before rounding. The composition itself where the formula is not this
+        class's own."""
         if not self._own_formula() or self._expert or type(self) is not RooflineModel:
             float_us = self.step_time_float_us
             return (lambda batch: round(float_us(batch))) if rounded else float_us
-        comp = self._composition
-        fixed, prefill_fixed = comp.fixed_us, comp.prefill_fixed_us
-        dense = self._dense
-        elem, ar_fixed, ar_tok = self._elem, self._ar_fixed, self._ar_tok
-        attn_pf, attn_df, kv_read, new_tok = self._attn_pf, self._attn_df, self._kv_read, self._new_tok
-        lm_f, lm_w, lm_a = self._lm_f, self._lm_w, self._lm_a
-
-        # ``x if x > y else y`` is ``max(y, x)`` (the first of equals, as max keeps), without a call
-        def step(batch: StepBatch) -> float:
-            P = batch.num_prefill_tokens
-            D = batch.num_decode_tokens
-            T = P + D
-            t = fixed
-            if T:
-                g = 0.0
-                for cp, cd, mw, ma in dense:
-                    c = cp * P + cd * D
-                    m = mw + ma * T
-                    g += c if c > m else m
-                t += g + elem * T + (ar_fixed + ar_tok * T)
-            chunks = batch.prefill_chunks
-            if chunks:
-                if len(chunks) == 1:  # `prefill_pairs` of one chunk (0.0 + x is x)
-                    new, ctx = chunks[0]
-                    pairs = new * ctx + new * (new + 1) * 0.5
-                else:
-                    pairs, ctx, new = prefill_pairs(chunks)
-                m = kv_read * (ctx + new) + new_tok * new
-                c = attn_pf * pairs
-                t += (c if c > m else m) + prefill_fixed
-            if D:
-                keys = batch.sum_decode_context + D
-                m = kv_read * keys + new_tok * D
-                c = attn_df * keys
-                t += c if c > m else m
-            S = batch.num_sampled
-            if S:
-                m = lm_w + lm_a * S
-                c = lm_f * S
-                t += c if c > m else m
-            return round(t) if rounded else t
-
-        return step
+        return fused_step(self, rounded)
 
     def step_time_float_us(self, batch: StepBatch) -> float:
         """Unrounded step time in microseconds (the fitting code needs the fraction)."""
