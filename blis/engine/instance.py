@@ -28,6 +28,7 @@ from blis.engine.timeline import RequestLog, StepLog
 from blis.latency.base import LatencyModel, StepBatch
 
 Role = Literal["mixed", "prefill", "decode"]
+_NEVER = float("inf")
 ROLES = ("mixed", "prefill", "decode")
 
 
@@ -93,6 +94,7 @@ class Instance:
         self._pending: list[tuple[int, int]] = []  # heap of (enter_us, request index)
         self._bulk: list[int] = []  # requests given up front, in enter order
         self._bulk_pos = 0
+        self._due = _NEVER  # the earliest enter time not yet admitted (us): no admission work before it
         self._wake: Optional[simpy.Event] = None
         self._closed = False  # no more requests will be pushed
         self.num_routed = 0
@@ -131,6 +133,7 @@ class Instance:
         """Give the instance every request up front (single instance), ``order`` sorted by enter time."""
         self._bulk = order
         self._bulk_pos = 0
+        self._due = 0  # admit from the first step on
         self.num_routed += len(order)
         self.in_flight += len(order)
         self._closed = True
@@ -138,7 +141,10 @@ class Instance:
     def push(self, idx: int, enter_us: Optional[int] = None) -> None:
         """Route request ``idx`` here now (cluster router); it enters the WAITING queue at ``enter_us``
         (default: its precomputed enter time)."""
-        heapq.heappush(self._pending, (self._enter_us[idx] if enter_us is None else enter_us, idx))
+        t = self._enter_us[idx] if enter_us is None else enter_us
+        heapq.heappush(self._pending, (t, idx))
+        if t < self._due:
+            self._due = t
         self.num_routed += 1
         self.in_flight += 1
         self.log.instance[idx] = self.index
@@ -164,6 +170,8 @@ class Instance:
         pending = self._pending
         while pending and pending[0][0] <= now:
             self._enter(heapq.heappop(pending)[1])
+        nxt = self._next_enter()
+        self._due = _NEVER if nxt is None else nxt
 
     def _enter(self, idx: int) -> None:
         self.in_flight -= 1
@@ -246,11 +254,14 @@ class Instance:
         # With async scheduling (vLLM >= 0.14 default) step k+1 is scheduled when step k is launched, so a
         # request that entered while step k ran can first join step k+2: admission looks back one step.
         lookback = self.engine.async_scheduling
+        running, waiting = sched.running, sched.waiting  # never replaced: read in place
         prev_start = -1
         last = 0  # the previous step's duration (us): a hint of how soon a stretch would be cut
         while True:
-            self._admit_entered(prev_start if lookback and prev_start >= 0 and sched.has_work else now)
-            if not sched.has_work:
+            t = prev_start if lookback and prev_start >= 0 and (running or waiting) else now
+            if t >= self._due:  # someone has entered by t
+                self._admit_entered(t)
+            if not (running or waiting):
                 nxt = self._next_enter()
                 fed = self._closed or self.self_fed  # no push can come while this instance is idle
                 if nxt is None and fed:
