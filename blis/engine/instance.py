@@ -343,7 +343,9 @@ class Instance:
         blocks = sched.decode_stretch_blocks(n)
         used = pool.num_blocks - pool.num_free
         sched.start_decode_stretch(n, sum(blocks))
-        self.steps.add_run(now, durations, D, list(accumulate(blocks, initial=used))[1:])
+        kv_used = accumulate(blocks, initial=used)
+        next(kv_used)  # the blocks in use after each step's allocation
+        self.steps.add_run(now, durations, D, kv_used)
         self._stretch_last = durations[-1]
         return sum(durations)
 

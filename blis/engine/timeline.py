@@ -126,20 +126,26 @@ class StepLog:
             self.kv_blocks_used = array("q", self.kv_blocks_used)
             self.kv_blocks_used.append(kv_used)
 
-    def add_run(self, start_us: int, durations: list[int], decode: int, kv_used: list[int]) -> None:
+    def add_run(self, start_us: int, durations: list[int], decode: int, kv_used) -> None:
         """One record for consecutive decode-only steps of ``decode`` requests, back to back from ``start_us``
-        (no prefill, preemption or waiting request)."""
+        (no prefill, preemption or waiting request); ``kv_used``: KV blocks used per step (any iterable)."""
         self._add_record(start_us, len(durations), 0, decode, decode, 0, 0)
-        for name, values in (("duration_us", durations), ("kv_blocks_used", kv_used)):
-            column = getattr(self, name)
-            n = len(column)
-            try:
-                column.extend(values)
-            except OverflowError:
-                del column[n:]
-                column = array("q", column)
-                column.extend(values)
-                setattr(self, name, column)
+        column = self.duration_us
+        n = len(column)
+        try:
+            column.extend(durations)
+        except OverflowError:
+            del column[n:]
+            self.duration_us = column = array("q", column)
+            column.extend(durations)
+        column = self.kv_blocks_used
+        kv_used = list(kv_used)
+        try:
+            column.extend(kv_used)
+        except OverflowError:
+            del column[n:]
+            self.kv_blocks_used = column = array("q", column)
+            column.extend(kv_used)
 
     def __len__(self) -> int:
         return len(self.duration_us)
