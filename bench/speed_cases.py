@@ -6,7 +6,8 @@ wall-second and per CPU-second (``time.process_time``; steadier on a shared mach
     python bench/speed_cases.py --memory               # also 1,000,000 requests at 10 req/s: peak RSS (child)
 
 Cases: ``light`` one instance at 10 req/s; ``busy`` one instance at 95 % of its capacity (measured first:
-responses/s of a 5,000-request overload run); ``cluster16`` 16 instances at 160 req/s (round-robin).
+responses/s of a 5,000-request overload run); ``cluster16`` 16 instances at 160 req/s (round-robin). Not run
+by default (``--cases``): ``dynamic2`` 2 instances at 4 req/s and ``dynamic16`` 16 at 160 req/s, least-loaded.
 Workload generation is excluded from the timing; preparation and the result tables are included.
 """
 
@@ -43,7 +44,11 @@ def config(case: str, n: int, busy_rate: float | None = None):
         return blis.SimConfig(**RF, workload=workload(busy_rate, n))
     if case == "cluster16":
         return blis.ClusterConfig(**RF, num_instances=16, workload=workload(160.0, n))
-    raise SystemExit(f"case: {case!r} is not one of light, busy, cluster16")
+    if case == "dynamic2":  # a dynamic router at light load: stretches between arrivals
+        return blis.ClusterConfig(**RF, num_instances=2, routing="least-loaded", workload=workload(4.0, n))
+    if case == "dynamic16":  # arrivals every 6 ms cluster-wide: shorter than two decode steps
+        return blis.ClusterConfig(**RF, num_instances=16, routing="least-loaded", workload=workload(160.0, n))
+    raise SystemExit(f"case: {case!r} is not one of light, busy, cluster16, dynamic2, dynamic16")
 
 
 def measure(case: str, n: int, busy_rate: float | None = None) -> dict:

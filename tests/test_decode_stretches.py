@@ -62,6 +62,36 @@ def test_cluster(monkeypatch, routing):
     assert used  # a dynamic router's instances use stretches once no more requests can be routed to them
 
 
+@pytest.mark.parametrize("case", range(5))
+def test_dynamic_routing_light_load(monkeypatch, case):
+    """A dynamic router reads the instances only at arrivals (and snapshot ticks): between them an open
+    instance advances stretches that end before the next one, with the same answers as one event per step."""
+    routing = ["least-loaded", "weighted", "weighted", "least-loaded", "weighted"][case]
+    cfg = blis.ClusterConfig(**(BB if case == 3 else RF), num_instances=[2, 2, 3, 2, 4][case], routing=routing,
+                             engine=blis.EngineConfig(total_kv_blocks=[3000, 400, 3000, 150, 3000][case],
+                                                      async_scheduling=case != 1),
+                             snapshot_refresh_ms=[0, 0, 37, 0, 80][case],
+                             horizon_us=20_000_000 if case == 2 else None)
+    rng = np.random.default_rng(30 + case)
+    n = 90
+    table = RequestTable(np.sort(rng.integers(0, 60_000_000, n)), rng.integers(1, 900, n), rng.integers(1, 300, n),
+                         prompt_id=rng.integers(0, 4, n))
+    starts = []
+    real = engine_timeline.StepLog.add_run
+
+    def spy(self, start_us, durations, decode, kv_used):
+        starts.append(start_us)
+        return real(self, start_us, durations, decode, kv_used)
+
+    monkeypatch.setattr(engine_timeline.StepLog, "add_run", spy)
+    fast, slow, used = _both(monkeypatch, cfg, table)
+    assert_same_run(fast, slow)
+    for name in ("instance", "cached_tokens"):
+        if name in slow.request_columns:
+            assert np.array_equal(fast.request_columns[name], slow.request_columns[name]), name
+    assert min(starts) < int(table.arrival_us[-1])  # stretches while requests were still being routed
+
+
 @pytest.mark.parametrize("case", range(4))
 def test_closed_loop(monkeypatch, case):
     """A closed loop on one instance: every send comes from the instance's own finishes, so it stretches."""

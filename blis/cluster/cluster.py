@@ -10,6 +10,8 @@ snapshot interval, one refresh event per interval.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,6 +67,16 @@ class Cluster:
     kv_bytes_source: str = ""
     on_route: RouteHook | None = None  # called (stage, request, instance index) before each push
     feeder_done: bool = False
+    next_tick_us: float = math.inf  # the next snapshot refresh (us; inf when none is due)
+    # the feeder and the snapshot ticks keep every instance's `quiet_us` (the next time a router reads it)
+    quiet: bool = False
+    feeder: "_Feeder | None" = None
+
+    def set_quiet(self) -> None:
+        """Tell every instance when a router next reads or feeds it: the next arrival or snapshot tick (us)."""
+        q = min(self.feeder.next_us() if self.feeder is not None else math.inf, self.next_tick_us)
+        for inst in self.instances:
+            inst.quiet_us = q
 
     @property
     def disaggregated(self) -> bool:
@@ -225,6 +237,11 @@ class _Feeder:
     def start(self) -> None:
         self._route(None)
 
+    def next_us(self) -> float:
+        """When the next request is routed (its arrival, us; inf once all are): the next moment a router
+        reads the instances."""
+        return self.times[self.pos] if self.pos < len(self.order) else math.inf
+
     def _route(self, _event) -> None:
         cluster = self.cluster
         env = cluster.env
@@ -240,6 +257,8 @@ class _Feeder:
             if t > now and peek() <= t:
                 self.pos = pos
                 env.timeout(t - now).callbacks.append(self._route)
+                if cluster.quiet:
+                    cluster.set_quiet()
                 return
             idx = order[pos]
             inst = stage1[choose(idx)]
@@ -249,6 +268,8 @@ class _Feeder:
             pos += 1
         self.pos = pos
         cluster.feeder_done = True
+        if cluster.quiet:
+            cluster.set_quiet()
         for inst in stage1:
             inst.close()
 
@@ -277,8 +298,12 @@ def _snapshots(cluster: Cluster, interval_us: int) -> None:
         for s in cluster.signals:
             s.refresh(now)
         if cluster.feeder_done and (not cluster.disaggregated or all(i.process.triggered for i in cluster.stage1)):
-            return
-        env.timeout(interval_us).callbacks.append(tick)
+            cluster.next_tick_us = math.inf
+        else:
+            cluster.next_tick_us = now + interval_us
+            env.timeout(interval_us).callbacks.append(tick)
+        if cluster.quiet:
+            cluster.set_quiet()
 
     tick(None)
 
@@ -302,7 +327,11 @@ def run_cluster(cluster: Cluster, progress: ProgressFn | None = None) -> None:
         loop = ClusterLoop(cluster)
         loop.start()
     elif dynamic:
-        _Feeder(cluster, order.tolist(), req.arrival_us[order].tolist()).start()
+        cluster.feeder = feeder = _Feeder(cluster, order.tolist(), req.arrival_us[order].tolist())
+        # routers read the instances only at arrivals and snapshot ticks (P/D hand-overs come at other
+        # instances' step ends): between those an instance may advance decode stretches
+        cluster.quiet = not cluster.disaggregated
+        feeder.start()
     else:
         _assign_static(cluster, order)
     if cluster.disaggregated:

@@ -101,7 +101,6 @@ class Instance:
         self.in_flight = 0  # routed here but not yet entered (still in the API server)
         # decode-only stretches advance in one event (issue #17) once no more requests can be routed here;
         # ``horizon_us`` (the run's end, set by the run path) keeps a stretch from logging steps past it
-        self.macro_steps = True
         self.horizon_us: Optional[int] = None
         self._stretch_us = None  # prices a stretch's steps (`_stretch_pricer`, chosen on the first stretch)
         self._stretch_last = 0  # the last stretch's last step (us)
@@ -115,6 +114,11 @@ class Instance:
         # stretches and `advance` apply as to a closed instance
         self.self_fed = False
         self.now_us = 0  # the simulated time at the instance's last event (us)
+        # kept by a cluster whose router reads instances only at known times (arrivals, snapshot ticks): the
+        # next such time (us; inf when none is left). An open instance advances decode stretches whose steps
+        # all start before it (nothing can look at or feed it while its state differs from one event per
+        # step); -inf, the default, means anyone may at any time: no stretch while open
+        self.quiet_us: float = -_NEVER
         self._sched_us = int(model.scheduling_processing_time_us())
         self._preempt_us = int(model.preemption_processing_time_us())
         self.process = env.process(self._run())
@@ -273,8 +277,14 @@ class Instance:
                     now = self.now_us = yield None
                 prev_start = -1
                 continue
-            if self.macro_steps and (self._closed or self.self_fed) and not sched.waiting and not sched.prefilling:
-                total = self._stretch(now, last, lookback)
+            if not waiting and not sched.prefilling:
+                # the next moment the stretch must respect: a request entering, or (open instances) anyone
+                # else looking at or feeding this one; a stretch cut within about two steps is not tried
+                soon = self._due
+                quiet = self.quiet_us
+                if quiet < soon and not (self._closed or self.self_fed):
+                    soon = quiet
+                total = self._stretch(now, soon, lookback) if soon - now >= 2 * last else 0
                 if total:
                     last = self._stretch_last
                     prev_start = now + total - last
@@ -299,15 +309,17 @@ class Instance:
             sched.update_from_output()
 
     # ------------------------------------------------------------ stretches
-    def _stretch(self, now: int, last_us: int, lookback: bool) -> int:
+    def _stretch(self, now: int, soon: float, lookback: bool) -> int:
         """Schedule and log the decode-only stretch that starts now, when it has two steps or more: its steps
-        until the batch changes (`Scheduler.decode_stretch_limit`), a request could join, or the horizon;
-        returns its total duration (us; 0 for no stretch), the last step's duration in ``_stretch_last``.
-        The caller sleeps that long, then applies the last step (`update_from_output`). Skipping a stretch
-        never changes an answer, so every bound here may be short."""
-        nxt = self._next_enter()
-        if nxt is not None and nxt - now < 2 * last_us:
-            return 0  # the next request enters within about two steps: the stretch would be cut at once
+        until the batch changes (`Scheduler.decode_stretch_limit`), a request could join, or the horizon,
+        and, on an instance others may still route to, only steps that start before ``quiet_us``; returns
+        its total duration (us; 0 for no stretch), the last step's duration in ``_stretch_last``. ``soon``:
+        the earlier of the next enter time and (open instances) ``quiet_us``; inf for none. The caller
+        sleeps that long, then applies the last step (`update_from_output`). Skipping a stretch never changes
+        an answer, so every bound here may be short."""
+        due = self._due
+        nxt = due if due != _NEVER else None
+        quiet = None if self._closed or self.self_fed else self.quiet_us
         sched = self.scheduler
         n = sched.decode_stretch_limit()
         if n < 2:
@@ -318,8 +330,8 @@ class Instance:
         stretch_us = self._stretch_us
         if stretch_us is None:
             stretch_us = self._stretch_us = self._stretch_pricer(D, S)
-        if nxt is not None:  # an upper bound on the steps before request `nxt` joins (steps only grow)
-            n = min(n, (nxt - now) // max(stretch_us(D, S, 1)[0] + sched_us, 1) + 2)
+        if soon != _NEVER:  # an upper bound on the steps before `soon` (steps only grow)
+            n = min(n, int((soon - now) // max(stretch_us(D, S, 1)[0] + sched_us, 1)) + 2)
             if n < 2:
                 return 0
         durations = stretch_us(D, S, n)
@@ -328,14 +340,19 @@ class Instance:
         if min(durations) < 1:
             return 0  # let the step loop apply its rule (or error) step by step
         horizon = self.horizon_us
-        if nxt is not None or horizon is not None:
-            # step i's start; with async scheduling a request entering by step i-1's start joins step i
-            starts = list(accumulate(durations[:-1], initial=now))
+        if soon != _NEVER or horizon is not None:
+            # acc[i]: step i's start, acc[i + 1] its end; with async scheduling a request entering by step
+            # i-1's start joins step i
+            acc = list(accumulate(durations, initial=now))
             if nxt is not None:
-                cut = bisect_left(starts, nxt)  # first step whose start is >= nxt
+                cut = bisect_left(acc, nxt, 0, n)  # first step whose start is >= nxt
                 n = min(n, cut + 1 if lookback else cut)
             if horizon is not None:
-                n = min(n, bisect_left(starts, horizon))  # every step of the stretch starts before the horizon
+                n = min(n, bisect_left(acc, horizon, 0, n))  # every step of the stretch starts before the horizon
+            if quiet is not None and quiet != _NEVER:
+                # every step starts before anyone else may look at or feed this instance: while the last one
+                # runs, the blocks in use, the cache and the queues are what one event per step shows
+                n = min(n, bisect_left(acc, quiet, 0, n))
             if n < 2:
                 return 0
             del durations[n:]
