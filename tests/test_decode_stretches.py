@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 import blis
-from tests._same_run import assert_same_run
-from blis.engine import instance as engine_instance
 from blis.engine import scheduler as engine_scheduler
 from blis.engine import timeline as engine_timeline
 from blis.workload.request_table import RequestTable
+from tests._same_run import assert_same_run
 
 BB = dict(latency_model="blackbox", alpha_coeffs=(100, 1, 5), beta_coeffs=(3000, 20, 30))
 RF = dict(model="llama-2-7b", hardware="H100", tp=1, latency_model="roofline")
@@ -90,6 +89,28 @@ def test_dynamic_routing_light_load(monkeypatch, case):
         if name in slow.request_columns:
             assert np.array_equal(fast.request_columns[name], slow.request_columns[name]), name
     assert min(starts) < int(table.arrival_us[-1])  # stretches while requests were still being routed
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_dynamic_routing_with_ties(monkeypatch, seed):
+    """Constant step times and arrivals on the same grid: arrivals, snapshot ticks and step boundaries
+    coincide all the time, the worst case for event order; stretches change no routing and no answer."""
+    rng = np.random.default_rng(700 + seed)
+    n = int(rng.integers(60, 160))
+    step = int(rng.choice([1000, 2500, 5000]))
+    lm = dict(latency_model="blackbox", alpha_coeffs=(0, 0, 0), beta_coeffs=(step, 0, int(rng.choice([0, 10]))))
+    arrivals = np.sort(rng.integers(0, n * 6, n)) * step // int(rng.choice([1, 2]))
+    table = RequestTable(arrivals, rng.integers(1, 600, n), rng.integers(1, 200, n), prompt_id=rng.integers(0, 5, n))
+    routing = ["least-loaded", "weighted"][seed % 2]
+    cfg = blis.ClusterConfig(**lm, num_instances=int(rng.integers(2, 4)), routing=routing,
+                             engine=blis.EngineConfig(total_kv_blocks=int(rng.choice([80, 300, 3000])),
+                                                      async_scheduling=bool(seed % 3),
+                                                      max_num_seqs=int(rng.choice([4, 64]))),
+                             snapshot_refresh_ms=[0, 0, 3 * step / 1000][seed % 3])
+    fast, slow, used = _both(monkeypatch, cfg, table)
+    assert_same_run(fast, slow)
+    assert np.array_equal(fast.request_columns["instance"], slow.request_columns["instance"])
+    assert used
 
 
 @pytest.mark.parametrize("case", range(4))

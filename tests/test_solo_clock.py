@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import blis
-from tests._same_run import assert_same_run
 import blis.cluster.cluster as cluster_mod
 import blis.run as run_mod
 from blis.workload.request_table import RequestTable
+from tests._same_run import assert_same_run
 
 BB = dict(latency_model="blackbox", alpha_coeffs=(100, 1, 5), beta_coeffs=(3000, 20, 30))
 RF = dict(model="llama-2-7b", hardware="H100", tp=1, latency_model="roofline")

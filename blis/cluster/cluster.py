@@ -11,7 +11,6 @@ snapshot interval, one refresh event per interval.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
