@@ -195,3 +195,35 @@ def test_step_log_widens_record_columns():
     assert log.column("num_waiting").tolist() == [2, 2**40]
     assert log.column("prefill_tokens").tolist() == [100, 0]
     assert log.column("start_us").tolist() == [0, 10]
+
+
+def test_engine_log_widens_mid_run():
+    """A step time beyond 32 bits (us) after ordinary steps and stretches: the engine's inlined step log
+    widens its columns and keeps every step."""
+    big = 3_000_000_000  # > 2**31 us
+    lm = dict(latency_model="blackbox", alpha_coeffs=(0, 0, 0), beta_coeffs=(1000, 0, 0))
+    rng = np.random.default_rng(3)
+    n = 30
+    table = RequestTable(np.sort(rng.integers(0, 50_000, n)), rng.integers(1, 100, n), rng.integers(2, 40, n))
+    from blis.latency.blackbox import BlackboxModel
+
+    class Slow(BlackboxModel):
+        def step_time_us(self, batch):  # one very long step once 40 steps have run
+            self.calls = getattr(self, "calls", 0) + 1
+            return big if self.calls == 40 else 1000
+
+    import blis.run as run_mod
+
+    model = Slow(alpha=(0, 0, 0), beta=(1000, 0, 0))
+    orig = run_mod.create_latency_model
+    try:
+        run_mod.create_latency_model = lambda name, config: model if name == "blackbox" else orig(name, config)
+        res = blis.simulate(blis.SimConfig(**lm), requests=table)
+    finally:
+        run_mod.create_latency_model = orig
+    d = res.step_columns["duration_us"]
+    assert big in d.tolist() and len(d) == res.summary["num_steps"]
+    starts = res.step_columns["start_us"]
+    assert (starts[1:] >= starts[:-1] + d[:-1]).all()
+    assert (res.request_columns["finish_ms"] >= 0).all()
+
