@@ -130,22 +130,8 @@ class StepLog:
         """One record for consecutive decode-only steps of ``decode`` requests, back to back from ``start_us``
         (no prefill, preemption or waiting request); ``kv_used``: KV blocks used per step (any iterable)."""
         self._add_record(start_us, len(durations), 0, decode, decode, 0, 0)
-        column = self.duration_us
-        n = len(column)
-        try:
-            column.extend(durations)
-        except OverflowError:
-            del column[n:]
-            self.duration_us = column = array("q", column)
-            column.extend(durations)
-        column = self.kv_blocks_used
-        kv_used = list(kv_used)
-        try:
-            column.extend(kv_used)
-        except OverflowError:
-            del column[n:]
-            self.kv_blocks_used = column = array("q", column)
-            column.extend(kv_used)
+        self.duration_us = _extended(self.duration_us, durations)
+        self.kv_blocks_used = _extended(self.kv_blocks_used, list(kv_used))
 
     def __len__(self) -> int:
         return len(self.duration_us)
@@ -183,6 +169,18 @@ class StepLog:
         ends[first] += start - np.concatenate(([0], record_end[:-1]))
         np.cumsum(ends, out=ends)
         return ends
+
+
+def _extended(column: array, values: list) -> array:
+    """``column`` with ``values`` appended; widened to 8-byte items first when one does not fit."""
+    n = len(column)
+    try:
+        column.extend(values)
+    except OverflowError:
+        del column[n:]
+        column = array("q", column)
+        column.extend(values)
+    return column
 
 
 def _arr(a: array) -> np.ndarray:
