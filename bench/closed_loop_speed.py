@@ -48,21 +48,11 @@ def timed(cfg, repeat: int, requests=None) -> tuple[float, object]:
 
 def pushed(cfg, requests):
     """Simulate ``requests`` open-loop on one instance, handing each to ``Instance.push`` (not the bulk list)."""
-    import simpy
-
-    from blis.engine import BlockKeys, RequestLog
     from blis.report import build_result
-    from blis.run import InstanceGroup, check_fits, enter_times, prepare_requests, resolve_deployment
+    from blis.run import build_single
 
-    req = prepare_requests(cfg, requests)
-    dep = resolve_deployment(cfg)
-    check_fits(dep, req.input_tokens, req.output_tokens)
-    group = InstanceGroup("default", "mixed", dep, enter_times(dep, req))
-    env = simpy.Environment()
-    log = RequestLog(len(req))
-    inst = group.add_instance(env, 0, BlockKeys(req, cfg.engine.block_size), log, req.input_tokens.tolist(),
-                              req.output_tokens.tolist())
-    log.instance[:] = 0
+    built = build_single(cfg, requests)
+    req, group, env, log, inst = built.requests, built.group, built.env, built.log, built.instance
     for i, enter in enumerate(group.enter_us.tolist()):
         inst.push(i, enter)
     inst.close()

@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--command", default=README_COMMAND)
     ap.add_argument("--root", type=Path, default=ROOT, help="checkout to measure (default: this one)")
     args = ap.parse_args()
+    if not (args.root / "blis" / "__init__.py").is_file():
+        ap.error(f"--root: {args.root} is not a blis checkout (no blis/__init__.py)")
     argv = shlex.split(args.command)
     if argv[0] == "python":
         argv[0] = sys.executable

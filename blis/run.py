@@ -210,50 +210,51 @@ def run_environment(env: simpy.Environment, done: Callable[[], int], total: int,
     runs on its own clock (`Instance.advance`), one after the other, instead of on ``env``; the same steps
     and answers, without SimPy's cost per event."""
     if solo is not None:
-        if progress is None:
-            for inst in solo:
-                inst.advance(horizon if horizon is not None else float("inf"))
-            return
-        run_to = lambda until: [inst.advance(until) for inst in solo]  # noqa: E731
-        alive = lambda: any(not inst.solo_done for inst in solo)  # noqa: E731
-        clock = [0]
-        now = lambda: clock[0]  # noqa: E731
-
-        def advance(until: int) -> None:
-            run_to(until)
-            clock[0] = until
+        def run_to(until: float) -> bool:
+            return any([inst.advance(until) for inst in solo])  # (a list: every instance advances)
     else:
-        def advance(until: int) -> None:
+        def run_to(until: float) -> bool:
             env.run(until=until)
-
-        def now() -> int:
-            return env.now
-
-        def alive() -> bool:
             if processes is not None:
                 return any(p.is_alive for p in processes)
             # SimPy keeps the event that ended the last slice queued at `now`
             return env.peek() > env.now or len(env._queue) > 1
 
-        if progress is None:
+    if progress is None:
+        if solo is not None:
+            run_to(horizon if horizon is not None else float("inf"))
+        else:
             env.run(until=horizon)
-            return
+        return
     slice_us = max(1, (last_arrival or 1) // 50)
+    now = env.now
     while True:
-        target = now() + slice_us
+        target = now + slice_us
         if horizon is not None and target >= horizon:
-            advance(horizon)
+            run_to(horizon)
             break
-        advance(target)
+        alive = run_to(target)
+        now = target
         progress(done() / max(total, 1))
-        if not alive():
+        if not alive:
             break
     progress(done() / max(total, 1))
 
 
-def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
-               progress: Optional[ProgressFn] = None) -> SimResult:
-    """Simulate one serving instance under ``config`` (``requests`` replaces ``config.workload``)."""
+@dataclass
+class SingleInstance:
+    """One instance built for ``config``, fed nothing yet: the prepared requests, its group (deployment and
+    enter times), the environment, the request log and the instance."""
+
+    requests: RequestTable
+    group: InstanceGroup
+    env: simpy.Environment
+    log: RequestLog
+    instance: Instance
+
+
+def build_single(config: SimConfig, requests: Optional[RequestTable] = None) -> SingleInstance:
+    """Resolve, prepare and build one serving instance (``requests`` replaces ``config.workload``)."""
     req = prepare_requests(config, requests)
     dep = resolve_deployment(config)
     check_fits(dep, req.input_tokens, req.output_tokens)
@@ -265,6 +266,15 @@ def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
     inst = group.add_instance(env, 0, BlockKeys(req, config.engine.block_size, inputs, outputs), log, inputs,
                               outputs, enter, config.horizon_us)
     log.instance[:] = 0
+    return SingleInstance(req, group, env, log, inst)
+
+
+def run_single(config: SimConfig, requests: Optional[RequestTable] = None,
+               progress: Optional[ProgressFn] = None) -> SimResult:
+    """Simulate one serving instance under ``config`` (``requests`` replaces ``config.workload``)."""
+    built = build_single(config, requests)
+    req, group, env, log, inst = built.requests, built.group, built.env, built.log, built.instance
+    dep = group.deployment
     loop = None
     if config.workload.closed_loop:  # sends depend on completions (blis.workload.closed_loop)
         from blis.workload.closed_loop import LoopRun

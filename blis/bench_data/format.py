@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blis._files import read_json
 from blis.errors import BlisInputError, format_validation_error
+from blis.physics.hardware import BYTES_PER_ELEMENT
 
 GEMM = "gemm"
 PREFILL = "attention_prefill"
@@ -33,17 +34,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     DECODE: ("dtype", "kv_dtype", "batch_size", "kv_len", "latency_us", "mfu"),
 }
 
-# Bytes per element of the dtypes a table may name.
-DTYPE_BYTES: dict[str, float] = {
-    "fp32": 4.0,
-    "tf32": 4.0,
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp8": 1.0,
-    "fp8_e4m3": 1.0,
-    "fp8_e5m2": 1.0,
-    "int8": 1.0,
-}
+# Bytes per element of the dtypes a table may name (the physics' figures, for the dense dtypes a table uses).
+TABLE_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp8_e4m3", "fp8_e5m2", "int8")
+DTYPE_BYTES: dict[str, float] = {name: BYTES_PER_ELEMENT[name] for name in TABLE_DTYPES}
 
 PROVENANCE_FILE = "provenance.json"
 _SHAPE_RE = re.compile(r"^(\d+)-(\d+)-(\d+)\.csv$")

@@ -184,14 +184,12 @@ def _import_prefill(folder: Path, out: Path, peaks, notes: list[str]) -> None:
     if no_batch:
         notes.append("attention_prefill: source files have no batch_size column: batch_size 1 assumed")
     merged = _merge(groups, notes, "attention_prefill")
-    (out / bdf.PREFILL).mkdir()
-    for (h, kv, d), table in sorted(merged.items()):
-        with (out / bdf.PREFILL / bdf.shape_file_name(h, kv, d)).open("w", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(bdf.COLUMNS[bdf.PREFILL])
-            for (dt, b, s), lat in sorted(table.items()):
-                mfu = bdf.flops_prefill(b, s, h, d) / (lat * 1e-6) / (peaks[dt] * 1e12)
-                w.writerow([dt, b, s, _fmt_lat(lat), _fmt(mfu)])
+
+    def row(shape: tuple, key: tuple, lat: float) -> list:
+        (h, _, d), (dt, b, s) = shape, key
+        return [dt, b, s, _fmt_lat(lat), _fmt(bdf.flops_prefill(b, s, h, d) / (lat * 1e-6) / (peaks[dt] * 1e12))]
+
+    _write_shape_tables(out, bdf.PREFILL, merged, row)
 
 
 def _import_decode(folder: Path, out: Path, peaks, with_tp: bool, notes: list[str]) -> None:
@@ -208,14 +206,24 @@ def _import_decode(folder: Path, out: Path, peaks, with_tp: bool, notes: list[st
     if with_tp:
         notes.append("attention_decode: source files are per model and TP degree: heads per GPU = heads / tp")
     merged = _merge(groups, notes, "attention_decode")
-    (out / bdf.DECODE).mkdir()
-    for (h, kv, d), table in sorted(merged.items()):
-        with (out / bdf.DECODE / bdf.shape_file_name(h, kv, d)).open("w", newline="") as fh:
+
+    def row(shape: tuple, key: tuple, lat: float) -> list:
+        (h, _, d), (dt, kvd, b, L) = shape, key
+        return [dt, kvd, b, L, _fmt_lat(lat), _fmt(bdf.flops_decode(b, L, h, d) / (lat * 1e-6) / (peaks[dt] * 1e12))]
+
+    _write_shape_tables(out, bdf.DECODE, merged, row)
+
+
+def _write_shape_tables(out: Path, kind: str, merged: dict, row) -> None:
+    """One CSV per attention shape (heads, kv heads, head dim) under ``out/kind``: the kind's header, then
+    ``row(shape, key, latency_us)`` for every measured point in key order."""
+    (out / kind).mkdir()
+    for shape, table in sorted(merged.items()):
+        with (out / kind / bdf.shape_file_name(*shape)).open("w", newline="") as fh:
             w = csv.writer(fh, lineterminator="\n")
-            w.writerow(bdf.COLUMNS[bdf.DECODE])
-            for (dt, kvd, b, L), lat in sorted(table.items()):
-                mfu = bdf.flops_decode(b, L, h, d) / (lat * 1e-6) / (peaks[dt] * 1e12)
-                w.writerow([dt, kvd, b, L, _fmt_lat(lat), _fmt(mfu)])
+            w.writerow(bdf.COLUMNS[kind])
+            for key, lat in sorted(table.items()):
+                w.writerow(row(shape, key, lat))
 
 
 def _gpus(src: Path, subdirs: tuple[str, ...]) -> list[str]:

@@ -106,8 +106,7 @@ class Instance:
         self._stretch_last = 0  # the last stretch's last step (us)
         self.wait_until: Optional[int] = None  # while idle and open: when the next routed request enters
         self._solo = None  # the step generator when the instance runs on its own clock (`advance`)
-        self._solo_next: Optional[int] = None
-        self.solo_now = 0  # that clock (us)
+        self._solo_next: Optional[int] = None  # the duration it yielded last, not yet slept
         self.solo_done = False
         # True when every request routed here is pushed before the run or by this instance's own completion
         # hook (a closed loop of users on one instance): nothing can arrive during a step, so decode
@@ -224,22 +223,22 @@ class Instance:
         if self._solo is None:
             if not (self._closed or self.self_fed):
                 raise RuntimeError(f"instance {self.index}: advance() needs a closed or self-fed instance")
-            self.solo_now = int(self.env.now)
-            self._solo = self._steps(self.solo_now)
+            self.now_us = int(self.env.now)
+            self._solo = self._steps(self.now_us)
             try:
                 self._solo_next = next(self._solo)
             except StopIteration:
                 self.solo_done = True
         if self.solo_done:
             return False
-        now, d, send = self.solo_now, self._solo_next, self._solo.send
+        now, d, send = self.now_us, self._solo_next, self._solo.send
         try:
             while now + d < until:  # (a closed instance never waits for a push: d is never None)
                 now += d
-                d = send(now)
+                d = send(now)  # the loop keeps `now_us` itself
         except StopIteration:
             self.solo_done = True
-        self.solo_now, self._solo_next = now, d
+        self._solo_next = d
         return not self.solo_done
 
     def _steps(self, now: int):
